@@ -1,0 +1,102 @@
+// Configuration: Gunicorn's setting names and flags, resolved from four layers.
+//
+// Precedence, lowest first: built-in defaults < YAML file (-c/--config) < ALICORN_CMD_ARGS
+// (shell-split, same flags as the command line) < the command line. A YAML file uses the
+// setting names as keys (`bind: ["127.0.0.1:8000"]`, `workers: 2`, `worker_class: sync`,
+// `wsgi_app: hello:app`). Every value is validated before anything is forked; a bad one is
+// refused with a ConfigError whose message names the setting and what it accepts.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "alicorn/app_spec.hpp"
+#include "alicorn/bind.hpp"
+
+namespace alicorn {
+
+// Thrown for every invalid setting, unknown flag or unreadable config file. what() is the
+// message shown to the user, e.g. "workers: 'abc' is not an integer (expected >= 1)".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  // Server socket
+  std::vector<BindAddress> bind;        // --bind/-b, repeatable; default 127.0.0.1:8000
+                                        // (0.0.0.0:$PORT when $PORT is set, as Gunicorn)
+  int backlog = 2048;                   // --backlog
+  bool reuse_port = false;              // --reuse-port
+
+  // Worker processes
+  int workers = 1;                      // --workers/-w; default $WEB_CONCURRENCY or 1
+  std::string worker_class = "sync";    // --worker-class/-k: a name or a path to a .so
+  int threads = 1;                      // --threads
+  int worker_connections = 1000;        // --worker-connections
+  int max_requests = 0;                 // --max-requests (0 = never recycle)
+  int max_requests_jitter = 0;          // --max-requests-jitter
+  double timeout = 30;                  // --timeout/-t, seconds (0 = never)
+  double graceful_timeout = 30;         // --graceful-timeout, seconds
+  double keepalive = 2;                 // --keep-alive, seconds
+
+  // Security limits
+  int limit_request_line = 4094;        // --limit-request-line (0 = unlimited, max 8190)
+  int limit_request_fields = 100;       // --limit-request-fields (max 32768)
+  int limit_request_field_size = 8190;  // --limit-request-field_size (0 = unlimited)
+
+  // Server mechanics / Python
+  std::optional<std::string> chdir;     // --chdir
+  std::vector<std::string> pythonpath;  // --pythonpath, comma-separated, repeatable
+  std::optional<std::string> virtualenv;// --virtualenv; default $VIRTUAL_ENV
+  std::map<std::string, std::string> raw_env;  // --env/-e KEY=VALUE, repeatable
+  std::optional<std::string> pidfile;   // --pid/-p
+  bool preload_app = false;             // --preload
+  std::optional<std::string> wsgi_app;  // positional APP_MODULE, or `wsgi_app:` in YAML
+  std::optional<AppSpec> app;           // parsed wsgi_app (set when wsgi_app is)
+
+  // Logging
+  std::optional<std::string> accesslog;  // --access-logfile ("-" = stdout); none by default
+  std::string access_log_format =        // --access-logformat
+      R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")";
+  std::string errorlog = "-";            // --error-logfile/--log-file ("-" = stderr)
+  std::string loglevel = "info";         // --log-level: debug, info, warning, error, critical
+
+  std::optional<std::string> config;     // --config/-c: the YAML file that was read
+};
+
+// What the command line asked for besides serving.
+enum class Action {
+  Serve,        // the default
+  Version,      // --version / -v: print "alicorn <version>" and exit 0
+  Help,         // --help / -h: usage on stdout, exit 0
+  CheckConfig,  // --check-config: validate (and load the app), exit 0 or 1
+  PrintConfig,  // --print-config: print every resolved setting as YAML, exit 0
+  ListWorkers   // --list-workers: list the worker plugins found, exit 0
+};
+
+struct LoadedConfig {
+  Config config;
+  Action action = Action::Serve;
+  std::string help_text;  // filled for Action::Help
+};
+
+// The process environment as a map (so tests can pass their own).
+using Environment = std::map<std::string, std::string>;
+Environment current_environment();
+
+// Resolve the four layers. argv[0] is the program name. Throws ConfigError.
+LoadedConfig load_config(int argc, const char* const* argv, const Environment& env);
+
+// Render every setting as YAML that load_config would read back to the same Config.
+std::string to_yaml(const Config& config);
+
+// Split a string the way a POSIX shell splits words (quotes and backslashes honoured), for
+// ALICORN_CMD_ARGS. Throws ConfigError on an unterminated quote.
+std::vector<std::string> shell_split(const std::string& text);
+
+}  // namespace alicorn
