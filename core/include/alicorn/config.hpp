@@ -67,6 +67,8 @@ struct Config {
   std::string loglevel = "info";         // --log-level: debug, info, warning, error, critical
 
   std::optional<std::string> config;     // --config/-c: the YAML file that was read
+
+  bool operator==(const Config&) const = default;
 };
 
 // What the command line asked for besides serving.

@@ -76,7 +76,10 @@ enum alicorn_worker_caps {
   ALICORN_CAP_SENDFILE = 1u << 1,
   /* The plugin is event-driven and never blocks in I/O: the request body is complete before
      session_run, and the host spools large bodies to a temporary file. */
-  ALICORN_CAP_NONBLOCKING = 1u << 2
+  ALICORN_CAP_NONBLOCKING = 1u << 2,
+  /* The plugin keeps a connection open for further requests when session_keep_alive says so.
+     Without it every response carries `Connection: close` (Gunicorn's sync worker). */
+  ALICORN_CAP_KEEPALIVE = 1u << 3
 };
 
 /* What alicorn_host_api.poll_signals reports. */
@@ -246,12 +249,16 @@ static inline int alicorn_negotiate_standard(alicorn_negotiate *n,
   n->vtable = vtable;
   if (n->host_abi_major != ALICORN_ABI_MAJOR) return ALICORN_EINVAL;
   if (n->host_abi_minor_min > ALICORN_ABI_MINOR) return ALICORN_EINVAL;
-  if (n->host_abi_minor_max < ALICORN_ABI_MINOR) n->plugin_abi_minor = n->host_abi_minor_max;
+  {
+    const uint32_t plugin_minor = ALICORN_ABI_MINOR; /* a variable: no -Wtype-limits at 0 */
+    if (n->host_abi_minor_max < plugin_minor) n->plugin_abi_minor = n->host_abi_minor_max;
+  }
   if (n->host == NULL || n->host->struct_size < ALICORN_HOST_API_MIN_SIZE) return ALICORN_EINVAL;
   return 0;
 }
 
-/* Put this once in a plugin source file to export the negotiate function for `vtable`. */
+/* Put this once in a plugin source file, without a trailing semicolon, to export the negotiate
+   function for `vtable`. */
 #define ALICORN_WORKER_PLUGIN(vtable)                                                 \
   ALICORN_EXPORT int alicorn_worker_negotiate(alicorn_negotiate *n) {                 \
     return alicorn_negotiate_standard(n, &(vtable));                                  \

@@ -1,0 +1,102 @@
+// RequestParser: one HTTP/1.x request at a time from a byte stream, strictly (llhttp with every
+// lenient flag off, plus the checks llhttp leaves to the application: Host, limits). Pure: no
+// Python, no sockets, so it is unit-tested and fuzzed on its own.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace alicorn {
+
+struct HttpLimits {
+  size_t request_line = 4094;   // method + target + version; 0 = unlimited
+  size_t header_fields = 100;   // number of fields; 0 = unlimited
+  size_t field_size = 8190;     // bytes in one "name: value" line; 0 = unlimited
+  uint64_t body = 0;            // 0 = unlimited
+};
+
+struct HttpHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+class RequestParser {
+ public:
+  enum class Status { NeedMore, Complete, Error };
+
+  explicit RequestParser(HttpLimits limits = {});
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // Parse bytes. Returns Complete once a whole request (headers and body) is in; `consumed`
+  // then says how many bytes of `data` belong to it (the rest is the next, pipelined request).
+  // After Complete or Error, call reset() before feeding the next request.
+  Status feed(const char* data, size_t len, size_t& consumed);
+  void reset();
+
+  // Valid after Complete (headers are valid after headers_complete()).
+  std::string_view method() const { return method_; }
+  std::string_view target() const { return view(target_off_, target_len_); }
+  int http_major() const { return parser_.http_major; }
+  int http_minor() const { return parser_.http_minor; }
+  const std::vector<HttpHeader>& headers() const { return headers_; }
+  std::string_view body() const { return body_; }
+  bool keep_alive() const { return keep_alive_; }
+  bool chunked() const { return chunked_; }
+  bool expect_continue() const { return expect_continue_; }
+  bool headers_complete() const { return headers_done_; }
+  // The request line as sent, e.g. "GET /x?y=1 HTTP/1.1" (for the access log).
+  std::string request_line() const;
+
+  // Valid after Error: the status to answer (400, 413, 414, 431, 501, 505) and why.
+  int error_status() const { return error_status_; }
+  const std::string& error_reason() const { return error_reason_; }
+
+ private:
+  static int on_message_begin(llhttp_t*);
+  static int on_url(llhttp_t*, const char*, size_t);
+  static int on_header_field(llhttp_t*, const char*, size_t);
+  static int on_header_field_complete(llhttp_t*);
+  static int on_header_value(llhttp_t*, const char*, size_t);
+  static int on_header_value_complete(llhttp_t*);
+  static int on_headers_complete(llhttp_t*);
+  static int on_body(llhttp_t*, const char*, size_t);
+  static int on_message_complete(llhttp_t*);
+  static const llhttp_settings_t settings_;
+
+  std::string_view view(uint32_t off, uint32_t len) const {
+    return std::string_view(arena_).substr(off, len);
+  }
+  int fail(int status, std::string reason);
+  void finish_headers_views();
+
+  HttpLimits limits_;
+  llhttp_t parser_{};
+  std::string arena_;  // target and header bytes, reused across requests
+  std::string body_;
+  struct Span {
+    uint32_t name_off, name_len, value_off, value_len;
+  };
+  std::vector<Span> spans_;
+  std::vector<HttpHeader> headers_;
+  uint32_t target_off_ = 0, target_len_ = 0;
+  uint32_t field_start_ = 0;
+  bool in_value_ = false;
+  std::string_view method_;
+  bool headers_done_ = false;
+  bool complete_ = false;
+  bool keep_alive_ = false;
+  bool chunked_ = false;
+  bool expect_continue_ = false;
+  int error_status_ = 0;
+  std::string error_reason_;
+};
+
+// Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know.
+std::string_view reason_phrase(int status);
+
+}  // namespace alicorn

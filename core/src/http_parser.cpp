@@ -1,0 +1,247 @@
+#include "alicorn/http_parser.hpp"
+
+#include <strings.h>
+
+#include <algorithm>
+
+namespace alicorn {
+namespace {
+
+RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+const llhttp_settings_t RequestParser::settings_ = [] {
+  llhttp_settings_t s;
+  llhttp_settings_init(&s);
+  s.on_message_begin = &RequestParser::on_message_begin;
+  s.on_url = &RequestParser::on_url;
+  s.on_header_field = &RequestParser::on_header_field;
+  s.on_header_field_complete = &RequestParser::on_header_field_complete;
+  s.on_header_value = &RequestParser::on_header_value;
+  s.on_header_value_complete = &RequestParser::on_header_value_complete;
+  s.on_headers_complete = &RequestParser::on_headers_complete;
+  s.on_body = &RequestParser::on_body;
+  s.on_message_complete = &RequestParser::on_message_complete;
+  return s;
+}();
+
+RequestParser::RequestParser(HttpLimits limits) : limits_(limits) {
+  arena_.reserve(1024);
+  spans_.reserve(32);
+  headers_.reserve(32);
+  reset();
+}
+
+void RequestParser::reset() {
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+  arena_.clear();
+  body_.clear();
+  spans_.clear();
+  headers_.clear();
+  target_off_ = target_len_ = 0;
+  field_start_ = 0;
+  in_value_ = false;
+  method_ = {};
+  headers_done_ = complete_ = keep_alive_ = chunked_ = expect_continue_ = false;
+  error_status_ = 0;
+  error_reason_.clear();
+}
+
+int RequestParser::fail(int status, std::string reason) {
+  error_status_ = status;
+  error_reason_ = std::move(reason);
+  return HPE_USER;
+}
+
+RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& consumed) {
+  consumed = 0;
+  if (error_status_ != 0) return Status::Error;
+  if (complete_) return Status::Complete;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK) {
+    consumed = len;
+    return Status::NeedMore;
+  }
+  if (err == HPE_PAUSED && complete_) {
+    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    return Status::Complete;
+  }
+  if (error_status_ == 0) {
+    int status = err == HPE_INVALID_VERSION ? 505 : 400;
+    // llhttp stops on an unknown method before on_url; a token that is a well-formed method we
+    // do not implement deserves 501, garbage 400.
+    if (err == HPE_INVALID_METHOD) {
+      const char* pos = llhttp_get_error_pos(&parser_);
+      size_t n = pos ? static_cast<size_t>(pos - data) : 0;
+      std::string_view seen(data, std::min(n + 1, len));
+      bool token = !seen.empty() && std::all_of(seen.begin(), seen.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == ' ';
+      });
+      status = token ? 501 : 400;
+    }
+    error_status_ = status;
+    const char* reason = llhttp_get_error_reason(&parser_);
+    error_reason_ = reason ? reason : llhttp_errno_name(err);
+  }
+  return Status::Error;
+}
+
+std::string RequestParser::request_line() const {
+  std::string line;
+  line.reserve(method_.size() + target_len_ + 10);
+  line.append(method_).append(" ").append(target()).append(" HTTP/");
+  line.push_back(static_cast<char>('0' + parser_.http_major));
+  line.push_back('.');
+  line.push_back(static_cast<char>('0' + parser_.http_minor));
+  return line;
+}
+
+int RequestParser::on_message_begin(llhttp_t* p) {
+  (void)p;
+  return 0;
+}
+
+int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self(p);
+  if (r->target_len_ == 0) {
+    r->method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+    r->target_off_ = static_cast<uint32_t>(r->arena_.size());
+  }
+  r->arena_.append(at, len);
+  r->target_len_ += static_cast<uint32_t>(len);
+  // "METHOD SP target SP HTTP/x.y" must fit the limit.
+  if (r->limits_.request_line && r->method_.size() + r->target_len_ + 10 > r->limits_.request_line)
+    return r->fail(414, "request line longer than limit_request_line");
+  return 0;
+}
+
+int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self(p);
+  if (!r->in_value_ && r->field_start_ == 0) {
+    if (r->limits_.header_fields && r->spans_.size() >= r->limits_.header_fields)
+      return r->fail(431, "more header fields than limit_request_fields");
+    r->field_start_ = static_cast<uint32_t>(r->arena_.size()) + 1;  // +1: 0 means "none"
+    r->spans_.push_back({static_cast<uint32_t>(r->arena_.size()), 0, 0, 0});
+  }
+  r->arena_.append(at, len);
+  r->spans_.back().name_len += static_cast<uint32_t>(len);
+  if (r->limits_.field_size && r->spans_.back().name_len + 2 > r->limits_.field_size)
+    return r->fail(431, "header field larger than limit_request_field_size");
+  return 0;
+}
+
+int RequestParser::on_header_field_complete(llhttp_t* p) {
+  auto* r = self(p);
+  r->in_value_ = true;
+  r->spans_.back().value_off = static_cast<uint32_t>(r->arena_.size());
+  return 0;
+}
+
+int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self(p);
+  r->arena_.append(at, len);
+  auto& s = r->spans_.back();
+  s.value_len += static_cast<uint32_t>(len);
+  if (r->limits_.field_size && s.name_len + s.value_len + 2 > r->limits_.field_size)
+    return r->fail(431, "header field larger than limit_request_field_size");
+  return 0;
+}
+
+int RequestParser::on_header_value_complete(llhttp_t* p) {
+  auto* r = self(p);
+  auto& s = r->spans_.back();
+  // llhttp strips leading whitespace; strip trailing SP / HTAB only (RFC 9110 5.5).
+  while (s.value_len > 0) {
+    char c = r->arena_[s.value_off + s.value_len - 1];
+    if (c != ' ' && c != '\t') break;
+    --s.value_len;
+  }
+  r->in_value_ = false;
+  r->field_start_ = 0;
+  return 0;
+}
+
+void RequestParser::finish_headers_views() {
+  headers_.clear();
+  for (const auto& s : spans_) headers_.push_back({view(s.name_off, s.name_len), view(s.value_off, s.value_len)});
+}
+
+int RequestParser::on_headers_complete(llhttp_t* p) {
+  auto* r = self(p);
+  if (r->target_len_ == 0) r->method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  r->finish_headers_views();
+  int hosts = 0;
+  for (const auto& h : r->headers_) {
+    if (iequals(h.name, "host")) ++hosts;
+    else if (iequals(h.name, "expect") && iequals(h.value, "100-continue")) r->expect_continue_ = true;
+  }
+  if (hosts > 1) return r->fail(400, "more than one Host header");
+  if (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)
+    return r->fail(400, "missing Host header");
+  if (p->http_major != 1) return r->fail(505, "unsupported HTTP version");
+  r->chunked_ = (p->flags & F_CHUNKED) != 0;
+  if (r->chunked_ && p->http_minor == 0)
+    return r->fail(400, "chunked transfer coding on HTTP/1.0");
+  if (r->limits_.body && (p->flags & F_CONTENT_LENGTH) && p->content_length > r->limits_.body)
+    return r->fail(413, "request body larger than limit_request_body");
+  r->headers_done_ = true;
+  return 0;
+}
+
+int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* r = self(p);
+  if (r->limits_.body && r->body_.size() + len > r->limits_.body)
+    return r->fail(413, "request body larger than limit_request_body");
+  r->body_.append(at, len);
+  return 0;
+}
+
+int RequestParser::on_message_complete(llhttp_t* p) {
+  auto* r = self(p);
+  r->keep_alive_ = llhttp_should_keep_alive(p) != 0;
+  r->complete_ = true;
+  return HPE_PAUSED;  // one request at a time: the rest of the buffer is the next request
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace alicorn

@@ -1,0 +1,933 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "alicorn/http_session.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <ctime>
+#include <fmt/format.h>
+#include <string_view>
+#include <vector>
+
+#include "alicorn/http_parser.hpp"
+#include "alicorn/log.hpp"
+#include "alicorn/python_runtime.hpp"
+#include "alicorn/worker_runtime.hpp"
+
+namespace alicorn {
+namespace {
+
+constexpr size_t kCopyBodyLimit = 16 * 1024;  // bodies up to this size ride in the head buffer
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-process WSGI state
+
+struct WsgiGlobals {
+  PyObject* app = nullptr;
+  PyObject* template_env = nullptr;  // the constant part of every environ
+  PyObject* bytesio = nullptr;       // io.BytesIO
+  PyObject* start_response_type = nullptr;
+  PyObject* protocol_11 = nullptr;
+  PyObject* protocol_10 = nullptr;
+  std::string script_name;
+#define ALICORN_KEYS(X)                                                                        \
+  X(REQUEST_METHOD) X(SCRIPT_NAME) X(PATH_INFO) X(QUERY_STRING) X(RAW_URI) X(SERVER_PROTOCOL) \
+  X(SERVER_NAME) X(SERVER_PORT) X(REMOTE_ADDR) X(REMOTE_PORT) X(CONTENT_TYPE) X(CONTENT_LENGTH)
+#define ALICORN_DECLARE_KEY(name) PyObject* k_##name = nullptr;
+  ALICORN_KEYS(ALICORN_DECLARE_KEY)
+#undef ALICORN_DECLARE_KEY
+  PyObject* k_wsgi_input = nullptr;
+};
+
+}  // namespace
+}  // namespace alicorn
+
+// ---------------------------------------------------------------------------------------------
+// The session
+
+using alicorn::RequestParser;
+
+namespace {
+
+struct Response {
+  std::string status;  // "200 OK"
+  int code = 0;
+  bool started = false;  // start_response was called
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool app_close = false;   // the app said Connection: close
+  int64_t app_length = -1;  // the app's Content-Length
+
+  std::string buf;                 // head (+ a small body copied in)
+  std::vector<PyObject*> chunks;   // bytes objects waiting to be sent (owned refs)
+  size_t next_chunk = 0;
+  PyObject* result = nullptr;      // the app's iterable (owned) until closed
+  PyObject* iter = nullptr;        // iterator over it while streaming
+  int64_t content_length = -1;     // framing length, -1 when chunked / close-delimited
+  int64_t body_sent = 0;
+  bool chunked = false;
+  bool no_body = false;
+  bool head_out = false;
+  bool keep_alive = false;
+  bool finished = false;
+  char frames[ALICORN_OUTPUT_IOV_MAX][24];
+};
+
+}  // namespace
+
+struct alicorn_session {
+  alicorn_worker_ctx* ctx = nullptr;
+  alicorn::WsgiGlobals* g = nullptr;
+  uint32_t listener_index = 0;
+  std::string remote_addr;
+  std::string remote_port;
+  RequestParser parser;
+  std::string pending;  // bytes received but not parsed yet (pipelining)
+  enum class State { Reading, Interim, Ready, Responding, Done } state = State::Reading;
+  bool continue_sent = false;
+  bool parse_error = false;
+  Response r;
+  std::vector<PyObject*> held;  // references to drop next time the GIL is held
+  PyObject* start_response = nullptr;  // this request's start_response object
+
+  explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
+};
+
+namespace alicorn {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// start_response
+
+struct StartResponseObject {
+  PyObject_HEAD alicorn_session* session;
+};
+
+bool valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (c <= 32 || c >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) return false;
+  }
+  return true;
+}
+
+bool valid_header_value(std::string_view value) {
+  for (unsigned char c : value) {
+    if ((c < 32 && c != '\t') || c == 127) return false;
+  }
+  return true;
+}
+
+// Latin-1 bytes of a str, or nullopt with a Python exception set.
+bool latin1(PyObject* s, const char* what, std::string& out) {
+  if (!PyUnicode_Check(s)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what, Py_TYPE(s)->tp_name);
+    return false;
+  }
+  PyObject* b = PyUnicode_AsLatin1String(s);
+  if (b == nullptr) return false;
+  out.assign(PyBytes_AS_STRING(b), static_cast<size_t>(PyBytes_GET_SIZE(b)));
+  Py_DECREF(b);
+  return true;
+}
+
+bool is_hop_by_hop(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-authenticate",
+                             "proxy-authorization", "te", "trailers", "transfer-encoding",
+                             "upgrade"}) {
+    if (iequals(name, h)) return true;
+  }
+  return false;
+}
+
+PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"status", "headers", "exc_info", nullptr};
+  PyObject *status = nullptr, *headers = nullptr, *exc_info = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response",
+                                   const_cast<char**>(kwlist), &status, &headers, &exc_info))
+    return nullptr;
+  alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
+  if (s == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "start_response called after the response ended");
+    return nullptr;
+  }
+  Response& r = s->r;
+  if (exc_info != Py_None) {
+    if (r.head_out) {
+      // PEP 3333: too late to change the response; re-raise the app's exception.
+      if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+        PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
+        return nullptr;
+      }
+      PyObject* t = PyTuple_GET_ITEM(exc_info, 0);
+      PyObject* v = PyTuple_GET_ITEM(exc_info, 1);
+      PyObject* tb = PyTuple_GET_ITEM(exc_info, 2);
+      Py_INCREF(t);
+      Py_INCREF(v);
+      Py_INCREF(tb);
+      PyErr_Restore(t, v, tb);
+      return nullptr;
+    }
+  } else if (r.started) {
+    PyErr_SetString(PyExc_AssertionError,
+                    "start_response called a second time without exc_info");
+    return nullptr;
+  }
+  std::string status_text;
+  if (!latin1(status, "status", status_text)) return nullptr;
+  if (status_text.size() < 4 || !std::isdigit(static_cast<unsigned char>(status_text[0])) ||
+      !std::isdigit(static_cast<unsigned char>(status_text[1])) ||
+      !std::isdigit(static_cast<unsigned char>(status_text[2])) || status_text[3] != ' ' ||
+      !valid_header_value(status_text)) {
+    PyErr_Format(PyExc_ValueError, "invalid status %R: expected '<3 digits> <reason>'", status);
+    return nullptr;
+  }
+  if (!PyList_Check(headers)) {
+    PyErr_Format(PyExc_TypeError, "headers must be a list, not %.100s",
+                 Py_TYPE(headers)->tp_name);
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, std::string>> parsed;
+  bool app_close = false;
+  int64_t app_length = -1;
+  Py_ssize_t n = PyList_GET_SIZE(headers);
+  parsed.reserve(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PyList_GET_ITEM(headers, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+      PyErr_Format(PyExc_TypeError, "header %R is not a (name, value) tuple", item);
+      return nullptr;
+    }
+    std::string name, value;
+    if (!latin1(PyTuple_GET_ITEM(item, 0), "header name", name) ||
+        !latin1(PyTuple_GET_ITEM(item, 1), "header value", value))
+      return nullptr;
+    if (!valid_header_name(name)) {
+      PyErr_Format(PyExc_ValueError, "invalid header name %R", PyTuple_GET_ITEM(item, 0));
+      return nullptr;
+    }
+    if (!valid_header_value(value)) {
+      PyErr_Format(PyExc_ValueError, "invalid header value %R (control characters)",
+                   PyTuple_GET_ITEM(item, 1));
+      return nullptr;
+    }
+    if (iequals(name, "content-length")) {
+      char* end = nullptr;
+      errno = 0;
+      long long v = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || v < 0 || errno == ERANGE) {
+        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+        return nullptr;
+      }
+      app_length = v;
+      continue;  // re-emitted by the framing code, once
+    } else if (is_hop_by_hop(name)) {
+      // The server frames the message and decides about the connection itself.
+      if (iequals(name, "connection") && value.find("close") != std::string::npos)
+        app_close = true;
+      continue;
+    }
+    parsed.emplace_back(std::move(name), std::move(value));
+  }
+  r.status = std::move(status_text);
+  r.code = (r.status[0] - '0') * 100 + (r.status[1] - '0') * 10 + (r.status[2] - '0');
+  r.headers = std::move(parsed);
+  r.app_close = app_close;
+  r.app_length = app_length;
+  r.started = true;
+  return PyObject_GetAttrString(self, "write");
+}
+
+PyObject* start_response_write(PyObject* self, PyObject* data) {
+  alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
+  if (s == nullptr || !s->r.started) {
+    PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
+    return nullptr;
+  }
+  if (!PyBytes_Check(data)) {
+    PyErr_Format(PyExc_TypeError, "write() argument must be bytes, not %.100s",
+                 Py_TYPE(data)->tp_name);
+    return nullptr;
+  }
+  Py_INCREF(data);
+  s->r.chunks.push_back(data);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef start_response_methods[] = {
+    {"write", start_response_write, METH_O, "Write body bytes (legacy PEP 3333 API)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot start_response_slots[] = {
+    {Py_tp_call, reinterpret_cast<void*>(start_response_call)},
+    {Py_tp_methods, start_response_methods},
+    {Py_tp_doc, const_cast<char*>("alicorn start_response callable")},
+    {0, nullptr}};
+
+PyType_Spec start_response_spec = {"alicorn.StartResponse", sizeof(StartResponseObject), 0,
+                                   Py_TPFLAGS_DEFAULT, start_response_slots};
+
+// ---------------------------------------------------------------------------------------------
+// environ
+
+void set_item(PyObject* env, PyObject* key, PyObject* value) {
+  if (value == nullptr) return;
+  PyDict_SetItem(env, key, value);
+  Py_DECREF(value);
+}
+
+PyObject* latin1_str(std::string_view s) {
+  return PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+}
+
+int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() + 0 && i + 2 <= in.size() - 1 + 0) {
+      int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+PyObject* build_environ(alicorn_session* s) {
+  WsgiGlobals* g = s->g;
+  const RequestParser& p = s->parser;
+  PyObject* env = PyDict_Copy(g->template_env);
+  if (env == nullptr) return nullptr;
+
+  set_item(env, g->k_REQUEST_METHOD, latin1_str(p.method()));
+  std::string_view target = p.target();
+  set_item(env, g->k_RAW_URI, latin1_str(target));
+  std::string_view path = target;
+  // absolute-form: http://host/path?q
+  if (auto scheme = path.find("://"); scheme != std::string_view::npos && path[0] != '/') {
+    auto slash = path.find('/', scheme + 3);
+    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+  }
+  std::string_view query;
+  if (auto hash = path.find('#'); hash != std::string_view::npos) path = path.substr(0, hash);
+  if (auto q = path.find('?'); q != std::string_view::npos) {
+    query = path.substr(q + 1);
+    path = path.substr(0, q);
+  }
+  std::string decoded = percent_decode(path);
+  std::string_view path_info = decoded;
+  if (!g->script_name.empty() && path_info.starts_with(g->script_name))
+    path_info.remove_prefix(g->script_name.size());
+  set_item(env, g->k_PATH_INFO, latin1_str(path_info));
+  set_item(env, g->k_QUERY_STRING, latin1_str(query));
+  PyObject* proto = p.http_minor() == 0 ? g->protocol_10 : g->protocol_11;
+  Py_INCREF(proto);
+  set_item(env, g->k_SERVER_PROTOCOL, proto);
+  set_item(env, g->k_REMOTE_ADDR, latin1_str(s->remote_addr));
+  set_item(env, g->k_REMOTE_PORT, latin1_str(s->remote_port));
+
+  std::string_view host;
+  std::string key;
+  for (const auto& h : p.headers()) {
+    PyObject* k = nullptr;
+    if (iequals(h.name, "content-type")) {
+      k = g->k_CONTENT_TYPE;
+      Py_INCREF(k);
+    } else if (iequals(h.name, "content-length")) {
+      k = g->k_CONTENT_LENGTH;
+      Py_INCREF(k);
+    } else {
+      // A name with '_' could pose as one with '-' once both become '_': drop it.
+      if (h.name.find('_') != std::string_view::npos) continue;
+      key.assign("HTTP_");
+      for (char c : h.name) key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      k = PyUnicode_InternFromString(key.c_str());
+      if (iequals(h.name, "host")) host = h.value;
+    }
+    PyObject* existing = PyDict_GetItem(env, k);  // borrowed
+    if (existing != nullptr && PyUnicode_Check(existing)) {
+      std::string joined;
+      latin1(existing, "header", joined);
+      joined.push_back(',');
+      joined.append(h.value);
+      set_item(env, k, latin1_str(joined));
+    } else {
+      set_item(env, k, latin1_str(h.value));
+    }
+    Py_DECREF(k);
+  }
+  // SERVER_NAME / SERVER_PORT come from Host when the client sent it, as in Gunicorn.
+  std::string_view server_name, server_port;
+  const auto& l = s->ctx->listeners->items()[s->listener_index];
+  if (!host.empty()) {
+    if (host.front() == '[') {
+      auto close = host.find(']');
+      server_name = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
+      if (close != std::string_view::npos && close + 1 < host.size() && host[close + 1] == ':')
+        server_port = host.substr(close + 2);
+    } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+      server_name = host.substr(0, colon);
+      server_port = host.substr(colon + 1);
+    } else {
+      server_name = host;
+    }
+    if (server_port.empty()) server_port = "80";
+  } else {
+    server_name = l.server_name;
+    server_port = l.server_port;
+  }
+  set_item(env, g->k_SERVER_NAME, latin1_str(server_name));
+  set_item(env, g->k_SERVER_PORT, latin1_str(server_port));
+
+  std::string_view body = p.body();
+  PyObject* input = body.empty()
+                        ? PyObject_CallNoArgs(g->bytesio)
+                        : PyObject_CallFunction(g->bytesio, "y#", body.data(),
+                                                static_cast<Py_ssize_t>(body.size()));
+  if (input == nullptr) {
+    Py_DECREF(env);
+    return nullptr;
+  }
+  set_item(env, g->k_wsgi_input, input);
+  if (PyErr_Occurred()) {
+    Py_DECREF(env);
+    return nullptr;
+  }
+  return env;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response helpers (GIL held unless noted)
+
+void drop_held(alicorn_session* s) {
+  for (PyObject* o : s->held) Py_DECREF(o);
+  s->held.clear();
+}
+
+// Call the iterable's close() (PEP 3333: always, whatever happened) and drop it.
+void close_result(alicorn_session* s) {
+  Response& r = s->r;
+  Py_CLEAR(r.iter);
+  if (r.result != nullptr) {
+    if (PyObject_HasAttrString(r.result, "close")) {
+      PyObject* ret = PyObject_CallMethod(r.result, "close", nullptr);
+      if (ret == nullptr) {
+        std::string tb = python::take_exception();
+        log::error().error("Error closing the response iterable:\n{}", tb);
+      }
+      Py_XDECREF(ret);
+    }
+    Py_CLEAR(r.result);
+  }
+  if (s->start_response != nullptr) {
+    reinterpret_cast<StartResponseObject*>(s->start_response)->session = nullptr;
+    Py_CLEAR(s->start_response);
+  }
+}
+
+// Move every owned reference of the response to `held` (no GIL needed).
+void retire_chunks(alicorn_session* s) {
+  Response& r = s->r;
+  for (size_t i = r.next_chunk; i < r.chunks.size(); ++i) s->held.push_back(r.chunks[i]);
+  for (size_t i = 0; i < r.next_chunk; ++i) s->held.push_back(r.chunks[i]);
+  r.chunks.clear();
+  r.next_chunk = 0;
+}
+
+void append_head(alicorn_session* s, std::string& out) {
+  Response& r = s->r;
+  out.append("HTTP/1.1 ").append(r.status).append("\r\nServer: alicorn\r\nDate: ");
+  out.append(http_date()).append("\r\n");
+  for (const auto& [name, value] : r.headers) out.append(name).append(": ").append(value).append("\r\n");
+  if (r.content_length >= 0 && r.code >= 200 && r.code != 204)
+    out.append("Content-Length: ").append(std::to_string(r.content_length)).append("\r\n");
+  if (r.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (!r.keep_alive)
+    out.append("Connection: close\r\n");
+  else if (s->parser.http_minor() == 0)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
+}
+
+bool connection_may_persist(alicorn_session* s) {
+  auto* ctx = s->ctx;
+  return (ctx->capabilities & ALICORN_CAP_KEEPALIVE) != 0 &&
+         s->parser.keep_alive() && ctx->worker_config.keepalive > 0 &&
+         ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
+}
+
+// Decide framing once the status, headers and the known part of the body are in.
+void frame_response(alicorn_session* s, bool body_complete) {
+  Response& r = s->r;
+  bool head = s->parser.method() == "HEAD";
+  r.no_body = head || r.code < 200 || r.code == 204 || r.code == 304;
+  r.keep_alive = connection_may_persist(s) && !r.app_close;
+  if (r.app_length >= 0) {
+    r.content_length = r.app_length;
+  } else if (body_complete) {
+    int64_t total = 0;
+    for (PyObject* c : r.chunks) total += PyBytes_GET_SIZE(c);
+    if (!(r.code < 200 || r.code == 204 || r.code == 304)) r.content_length = total;
+  } else if (r.no_body) {
+    // nothing to frame
+  } else if (s->parser.http_minor() >= 1) {
+    r.chunked = true;
+  } else {
+    r.keep_alive = false;  // close-delimited body
+  }
+  r.buf.clear();
+  append_head(s, r.buf);
+  if (r.no_body) return;
+  // Small complete bodies are copied behind the head so the response is one buffer.
+  if (body_complete && !r.chunked) {
+    int64_t total = 0;
+    for (PyObject* c : r.chunks) total += PyBytes_GET_SIZE(c);
+    if (total <= static_cast<int64_t>(kCopyBodyLimit)) {
+      int64_t left = r.content_length >= 0 ? r.content_length : total;
+      for (PyObject* c : r.chunks) {
+        int64_t n = std::min<int64_t>(PyBytes_GET_SIZE(c), left);
+        r.buf.append(PyBytes_AS_STRING(c), static_cast<size_t>(n));
+        left -= n;
+        r.body_sent += n;
+      }
+      retire_chunks(s);
+    }
+  }
+}
+
+void error_response(alicorn_session* s, int code, std::string_view detail) {
+  Response& r = s->r;
+  retire_chunks(s);
+  r.status = fmt::format("{} {}", code, reason_phrase(code));
+  r.code = code;
+  r.headers.clear();
+  r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+  std::string body = fmt::format("{} {}\n{}{}", code, reason_phrase(code), detail,
+                                 detail.empty() ? "" : "\n");
+  r.app_length = static_cast<int64_t>(body.size());
+  r.content_length = r.app_length;
+  r.keep_alive = false;
+  r.chunked = false;
+  r.no_body = s->parser.method() == "HEAD";
+  r.buf.clear();
+  append_head(s, r.buf);
+  if (!r.no_body) r.buf.append(body);
+  r.body_sent = r.content_length;
+}
+
+void reset_response(alicorn_session* s) {
+  retire_chunks(s);
+  Response& r = s->r;
+  r.status.clear();
+  r.code = 0;
+  r.started = false;
+  r.headers.clear();
+  r.app_close = false;
+  r.app_length = -1;
+  r.buf.clear();
+  r.content_length = -1;
+  r.body_sent = 0;
+  r.chunked = r.no_body = r.head_out = r.keep_alive = r.finished = false;
+}
+
+void finish(alicorn_session* s) {
+  Response& r = s->r;
+  r.finished = true;
+  if (r.content_length >= 0 && !r.no_body && r.body_sent < r.content_length) {
+    // Fewer bytes than promised: the client must not reuse this connection.
+    log::error().warn("Response for \"{}\" ended after {} of {} bytes; closing the connection",
+                         s->parser.request_line(), r.body_sent, r.content_length);
+    r.keep_alive = false;
+  }
+  s->state = alicorn_session::State::Done;
+}
+
+// The run entry, GIL held.
+void run_app(alicorn_session* s) {
+  WsgiGlobals* g = s->g;
+  Response& r = s->r;
+  PyObject* env = build_environ(s);
+  if (env == nullptr) {
+    std::string tb = python::take_exception();
+    log::error().error("Error building the environ for \"{}\":\n{}", s->parser.request_line(), tb);
+    error_response(s, 500, "");
+    return;
+  }
+  auto* sr = PyObject_New(StartResponseObject,
+                          reinterpret_cast<PyTypeObject*>(g->start_response_type));
+  if (sr == nullptr) {
+    Py_DECREF(env);
+    python::take_exception();
+    error_response(s, 500, "");
+    return;
+  }
+  sr->session = s;
+  s->start_response = reinterpret_cast<PyObject*>(sr);
+  r.result = PyObject_CallFunctionObjArgs(g->app, env, s->start_response, nullptr);
+  Py_DECREF(env);
+  bool complete = false;
+  if (r.result != nullptr) {
+    if (PyList_CheckExact(r.result) || PyTuple_CheckExact(r.result)) {
+      // The common case: a list of bytes, all known now.
+      PyObject* seq = r.result;
+      Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item)) {
+          PyErr_Format(PyExc_TypeError, "response body item must be bytes, not %.100s",
+                       Py_TYPE(item)->tp_name);
+          break;
+        }
+        Py_INCREF(item);
+        r.chunks.push_back(item);
+      }
+      complete = true;
+    } else {
+      r.iter = PyObject_GetIter(r.result);
+      // Pull until the first non-empty chunk: start_response may be called that late.
+      while (r.iter != nullptr) {
+        PyObject* item = PyIter_Next(r.iter);
+        if (item == nullptr) {
+          if (!PyErr_Occurred()) {
+            complete = true;
+            Py_CLEAR(r.iter);
+          }
+          break;
+        }
+        if (!PyBytes_Check(item)) {
+          PyErr_Format(PyExc_TypeError, "response body item must be bytes, not %.100s",
+                       Py_TYPE(item)->tp_name);
+          Py_DECREF(item);
+          break;
+        }
+        if (PyBytes_GET_SIZE(item) == 0) {
+          Py_DECREF(item);
+          continue;
+        }
+        r.chunks.push_back(item);
+        break;
+      }
+    }
+  }
+  if (PyErr_Occurred() || r.result == nullptr) {
+    std::string tb = python::take_exception();
+    log::error().error("Error handling request {}\n{}", s->parser.target(), tb);
+    close_result(s);
+    error_response(s, 500, "");
+    return;
+  }
+  if (!r.started) {
+    log::error().error("Error handling request {}: the application returned without calling "
+                       "start_response", s->parser.target());
+    close_result(s);
+    error_response(s, 500, "");
+    return;
+  }
+  frame_response(s, complete);
+  if (complete || r.no_body) close_result(s);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Host API entries
+
+void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
+  auto* g = new WsgiGlobals();
+  g->app = app;
+#define ALICORN_INTERN_KEY(name) g->k_##name = PyUnicode_InternFromString(#name);
+  ALICORN_KEYS(ALICORN_INTERN_KEY)
+#undef ALICORN_INTERN_KEY
+  g->k_wsgi_input = PyUnicode_InternFromString("wsgi.input");
+  g->protocol_11 = PyUnicode_InternFromString("HTTP/1.1");
+  g->protocol_10 = PyUnicode_InternFromString("HTTP/1.0");
+  g->start_response_type = PyType_FromSpec(&start_response_spec);
+  PyObject* io = PyImport_ImportModule("io");
+  g->bytesio = io ? PyObject_GetAttrString(io, "BytesIO") : nullptr;
+  Py_XDECREF(io);
+  if (const char* sn = std::getenv("SCRIPT_NAME")) g->script_name = sn;
+  while (!g->script_name.empty() && g->script_name.back() == '/') g->script_name.pop_back();
+
+  PyObject* env = PyDict_New();
+  auto put = [&](const char* key, PyObject* value) {
+    if (value != nullptr) {
+      PyDict_SetItemString(env, key, value);
+      Py_DECREF(value);
+    }
+  };
+  put("wsgi.version", Py_BuildValue("(ii)", 1, 0));
+  put("wsgi.url_scheme", PyUnicode_FromString("http"));
+  PyObject* err = PySys_GetObject("stderr");
+  Py_XINCREF(err);
+  put("wsgi.errors", err);
+  put("wsgi.multithread", PyBool_FromLong((ctx->capabilities & ALICORN_CAP_THREADS) != 0 &&
+                                          ctx->worker_config.threads > 1));
+  put("wsgi.multiprocess", PyBool_FromLong(ctx->config->workers > 1));
+  put("wsgi.run_once", PyBool_FromLong(0));
+  put("wsgi.input_terminated", PyBool_FromLong(1));
+  put("SERVER_SOFTWARE", PyUnicode_FromString("alicorn/" ALICORN_VERSION));
+  put("SCRIPT_NAME", PyUnicode_FromString(g->script_name.c_str()));
+  g->template_env = env;
+  if (PyErr_Occurred() || g->bytesio == nullptr || g->start_response_type == nullptr) {
+    std::string tb = python::take_exception();
+    log::error().critical("Cannot set up the WSGI bridge:\n{}", tb);
+    return nullptr;
+  }
+  return g;
+}
+
+alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* info) try {
+  if (ctx == nullptr || info == nullptr) return nullptr;
+  const Config& c = *ctx->config;
+  HttpLimits limits;
+  limits.request_line = static_cast<size_t>(c.limit_request_line);
+  limits.header_fields = static_cast<size_t>(c.limit_request_fields);
+  limits.field_size = static_cast<size_t>(c.limit_request_field_size);
+  auto* s = new alicorn_session(limits);
+  s->ctx = ctx;
+  s->g = static_cast<WsgiGlobals*>(ctx->wsgi);
+  s->listener_index = info->listener_index < ctx->listener_fds.size() ? info->listener_index : 0;
+  if (info->peer != nullptr) {
+    char host[INET6_ADDRSTRLEN] = "";
+    if (info->peer->sa_family == AF_INET) {
+      auto* sin = reinterpret_cast<const sockaddr_in*>(info->peer);
+      ::inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+      s->remote_addr = host;
+      s->remote_port = std::to_string(ntohs(sin->sin_port));
+    } else if (info->peer->sa_family == AF_INET6) {
+      auto* sin6 = reinterpret_cast<const sockaddr_in6*>(info->peer);
+      ::inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+      s->remote_addr = host;
+      s->remote_port = std::to_string(ntohs(sin6->sin6_port));
+    }
+  }
+  return s;
+} catch (...) {
+  return nullptr;
+}
+
+int session_feed(alicorn_session* s, const char* data, size_t len) try {
+  using State = alicorn_session::State;
+  if (s == nullptr) return ALICORN_EINVAL;
+  if (s->state == State::Done) {
+    if (!s->r.keep_alive) {
+      return ALICORN_FEED_NEED_MORE;  // the plugin is about to close; ignore late bytes
+    }
+    reset_response(s);
+    s->parser.reset();
+    s->continue_sent = false;
+    s->state = State::Reading;
+  }
+  if (s->state != State::Reading) {
+    if (len > 0) s->pending.append(data, len);
+    return ALICORN_FEED_NEED_MORE;
+  }
+  RequestParser::Status st;
+  size_t used = 0;
+  if (!s->pending.empty()) {
+    if (len > 0) s->pending.append(data, len);
+    st = s->parser.feed(s->pending.data(), s->pending.size(), used);
+    s->pending.erase(0, used);
+  } else {
+    st = s->parser.feed(data, len, used);
+    if (used < len) s->pending.append(data + used, len - used);
+  }
+  if (st == RequestParser::Status::NeedMore) {
+    if (s->parser.headers_complete() && s->parser.expect_continue() && !s->continue_sent) {
+      s->continue_sent = true;
+      s->r.buf.assign("HTTP/1.1 100 Continue\r\n\r\n");
+      s->state = State::Interim;
+      return ALICORN_FEED_SEND;
+    }
+    return ALICORN_FEED_NEED_MORE;
+  }
+  s->parse_error = st == RequestParser::Status::Error;
+  if (s->parse_error) s->pending.clear();  // nothing after a broken request can be trusted
+  s->state = State::Ready;
+  return ALICORN_FEED_READY;
+} catch (...) {
+  return ALICORN_ENOMEM;
+}
+
+int session_run(alicorn_session* s) try {
+  using State = alicorn_session::State;
+  if (s == nullptr) return ALICORN_EINVAL;
+  if (s->state != State::Ready) return ALICORN_ESTATE;
+  s->state = State::Responding;
+  if (s->parse_error) {
+    const auto& p = s->parser;
+    log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr, p.error_reason(),
+                      p.error_status());
+    if (!s->held.empty()) {
+      python::Gil gil;
+      drop_held(s);
+    }
+    error_response(s, p.error_status(), p.error_reason());
+    return 0;
+  }
+  auto* ctx = s->ctx;
+  uint64_t n = ctx->requests.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (ctx->slot) ctx->slot->requests.store(n, std::memory_order_relaxed);
+  if (ctx->max_requests > 0 && n >= ctx->max_requests) {
+    int expected = ALICORN_RUNNING;
+    if (ctx->run_state.compare_exchange_strong(expected, ALICORN_STOP_GRACEFUL))
+      log::error().info("Autorestarting worker after current request.");
+  }
+  ctx->in_app.fetch_add(1);
+  {
+    python::Gil gil;
+    drop_held(s);
+    run_app(s);
+  }
+  ctx->in_app.fetch_sub(1);
+  return 0;
+} catch (...) {
+  return ALICORN_ENOMEM;
+}
+
+int session_pull(alicorn_session* s, alicorn_output* out) try {
+  using State = alicorn_session::State;
+  if (s == nullptr || out == nullptr) return ALICORN_EINVAL;
+  Response& r = s->r;
+  out->iovcnt = 0;
+  out->file_fd = -1;
+  out->file_offset = 0;
+  out->file_length = 0;
+  if (s->state == State::Interim) {
+    out->iov[0] = {r.buf.data(), r.buf.size()};
+    out->iovcnt = 1;
+    s->state = State::Reading;
+    return ALICORN_PULL_DONE;
+  }
+  if (s->state != State::Responding) return ALICORN_ESTATE;
+  auto add = [&](const void* p, size_t n) {
+    out->iov[out->iovcnt++] = {const_cast<void*>(p), n};
+  };
+  if (!r.head_out) {
+    r.head_out = true;
+    add(r.buf.data(), r.buf.size());
+  }
+  static const char kCrlf[] = "\r\n";
+  static const char kLastChunk[] = "0\r\n\r\n";
+  for (;;) {
+    // Hand out queued chunks while there is room for [size line, data, CRLF] plus a last chunk.
+    while (r.next_chunk < r.chunks.size() && out->iovcnt + 4 <= ALICORN_OUTPUT_IOV_MAX) {
+      PyObject* c = r.chunks[r.next_chunk++];
+      int64_t n = PyBytes_GET_SIZE(c);
+      if (r.no_body) continue;
+      if (r.content_length >= 0) n = std::min(n, r.content_length - r.body_sent);
+      if (n <= 0) continue;
+      if (r.chunked) {
+        int len = std::snprintf(r.frames[out->iovcnt], sizeof r.frames[0], "%llx\r\n",
+                                static_cast<unsigned long long>(n));
+        add(r.frames[out->iovcnt], static_cast<size_t>(len));
+      }
+      add(PyBytes_AS_STRING(c), static_cast<size_t>(n));
+      if (r.chunked) add(kCrlf, 2);
+      r.body_sent += n;
+    }
+    if (r.next_chunk < r.chunks.size()) return ALICORN_PULL_MORE;  // out of iov room
+    if (r.iter == nullptr || r.no_body) {
+      if (r.chunked) add(kLastChunk, 5);
+      if (r.iter != nullptr || r.result != nullptr || !s->held.empty() || !r.chunks.empty()) {
+        // Sent chunks are still referenced by `out`: keep them until the next pull/free.
+        python::Gil gil;
+        close_result(s);
+      }
+      finish(s);
+      return ALICORN_PULL_DONE;
+    }
+    if (out->iovcnt > 0) return ALICORN_PULL_MORE;  // write what we have before the app runs
+    // Streaming: ask the app for the next chunk.
+    python::Gil gil;
+    retire_chunks(s);
+    drop_held(s);
+    PyObject* item = PyIter_Next(r.iter);
+    if (item == nullptr) {
+      if (PyErr_Occurred()) {
+        std::string tb = python::take_exception();
+        log::error().error("Error handling request {} (after the response started)\n{}",
+                           s->parser.target(), tb);
+        close_result(s);
+        r.keep_alive = false;
+        s->state = State::Done;
+        return ALICORN_PULL_ABORT;
+      }
+      Py_CLEAR(r.iter);
+      continue;
+    }
+    if (!PyBytes_Check(item)) {
+      log::error().error("Error handling request {}: response body item must be bytes, not {}",
+                         s->parser.target(), Py_TYPE(item)->tp_name);
+      Py_DECREF(item);
+      close_result(s);
+      r.keep_alive = false;
+      s->state = State::Done;
+      return ALICORN_PULL_ABORT;
+    }
+    r.chunks.push_back(item);
+  }
+} catch (...) {
+  return ALICORN_ENOMEM;
+}
+
+int session_keep_alive(alicorn_session* s) {
+  return s != nullptr && s->state == alicorn_session::State::Done && s->r.keep_alive &&
+         s->ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
+}
+
+void session_abort(alicorn_session* s, int error) {
+  if (s == nullptr) return;
+  if (s->state == alicorn_session::State::Responding) {
+    log::error().debug("Client {} went away during \"{}\" ({})", s->remote_addr,
+                       s->parser.request_line(), std::strerror(error < 0 ? -error : error));
+  }
+  s->r.keep_alive = false;
+  s->state = alicorn_session::State::Done;
+}
+
+void session_free(alicorn_session* s) {
+  if (s == nullptr) return;
+  retire_chunks(s);
+  if (!s->held.empty() || s->r.result != nullptr || s->start_response != nullptr) {
+    python::Gil gil;
+    close_result(s);
+    drop_held(s);
+  }
+  delete s;
+}
+
+std::string_view http_date() {
+  thread_local time_t cached_second = 0;
+  thread_local char text[40];
+  thread_local size_t len = 0;
+  time_t now = ::time(nullptr);
+  if (now != cached_second) {
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    len = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached_second = now;
+  }
+  return {text, len};
+}
+
+}  // namespace alicorn
