@@ -130,7 +130,9 @@ void Arbiter::spawn_worker() {
 }
 
 void Arbiter::spawn_missing() {
-  while (static_cast<int>(workers_.size()) < num_workers_) spawn_worker();
+  int active = 0;
+  for (const auto& [pid, state] : workers_) active += state.retiring ? 0 : 1;
+  for (; active < num_workers_; ++active) spawn_worker();
 }
 
 void Arbiter::reap() {
@@ -270,6 +272,19 @@ bool Arbiter::handle_signal(int sig) {
         }
       }
       return true;
+    case SIGHUP: {
+      // Start fresh workers (they import the app anew unless it was preloaded), then retire
+      // the old ones gracefully, so there is never a moment without a worker.
+      log::reopen();
+      std::vector<pid_t> old;
+      for (auto& [pid, state] : workers_) {
+        if (!state.retiring) old.push_back(pid);
+        state.retiring = true;
+      }
+      spawn_missing();
+      for (pid_t pid : old) ::kill(pid, SIGTERM);
+      return true;
+    }
     case SIGUSR1:
       log::reopen();
       kill_workers(SIGUSR1);

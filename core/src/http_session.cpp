@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "alicorn/access_log.hpp"
 #include "alicorn/http_parser.hpp"
 #include "alicorn/log.hpp"
 #include "alicorn/python_runtime.hpp"
@@ -97,6 +98,9 @@ struct alicorn_session {
   Response r;
   std::vector<PyObject*> held;  // references to drop next time the GIL is held
   PyObject* start_response = nullptr;  // this request's start_response object
+  int64_t start_unix_us = 0;           // when the request became ready (access log)
+  int64_t start_mono_us = 0;
+  bool logged = false;                 // access log line written for this request
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
@@ -549,9 +553,30 @@ void reset_response(alicorn_session* s) {
   r.chunked = r.no_body = r.head_out = r.keep_alive = r.finished = false;
 }
 
+int64_t mono_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+void log_access(alicorn_session* s) {
+  if (s->logged || log::access() == nullptr) return;
+  s->logged = true;
+  AccessRecord rec;
+  rec.remote_addr = s->remote_addr;
+  rec.request = &s->parser;
+  rec.status = s->r.code;
+  rec.body_bytes = s->r.body_sent;
+  rec.response_headers = &s->r.headers;
+  rec.start_unix_us = s->start_unix_us;
+  rec.duration_us = mono_us() - s->start_mono_us;
+  write_access_log(rec);
+}
+
 void finish(alicorn_session* s) {
   Response& r = s->r;
   r.finished = true;
+  log_access(s);
   if (r.content_length >= 0 && !r.no_body && r.body_sent < r.content_length) {
     // Fewer bytes than promised: the client must not reuse this connection.
     log::error().warn("Response for \"{}\" ended after {} of {} bytes; closing the connection",
@@ -773,6 +798,9 @@ int session_run(alicorn_session* s) try {
   if (s == nullptr) return ALICORN_EINVAL;
   if (s->state != State::Ready) return ALICORN_ESTATE;
   s->state = State::Responding;
+  s->start_unix_us = unix_time_us();
+  s->start_mono_us = mono_us();
+  s->logged = false;
   if (s->parse_error) {
     const auto& p = s->parser;
     log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr, p.error_reason(),
@@ -901,6 +929,7 @@ void session_abort(alicorn_session* s, int error) {
     log::error().debug("Client {} went away during \"{}\" ({})", s->remote_addr,
                        s->parser.request_line(), std::strerror(error < 0 ? -error : error));
   }
+  if (s->state == alicorn_session::State::Responding) log_access(s);
   s->r.keep_alive = false;
   s->state = alicorn_session::State::Done;
 }

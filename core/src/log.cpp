@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
@@ -81,6 +82,20 @@ class LevelFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// %# prints the UTC offset as Gunicorn does: +0000.
+class OffsetFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm& tm,
+              spdlog::memory_buf_t& dest) override {
+    char buf[16];
+    size_t n = std::strftime(buf, sizeof buf, "%z", &tm);
+    dest.append(buf, buf + n);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<OffsetFlag>();
+  }
+};
+
 std::shared_ptr<spdlog::logger> g_error;
 std::shared_ptr<FdSink> g_error_sink;
 std::shared_ptr<spdlog::logger> g_access;
@@ -99,7 +114,8 @@ spdlog::level::level_enum parse_level(const std::string& level) {
 void setup_error_log(const std::string& target, const std::string& level) {
   auto sink = std::make_shared<FdSink>(target);
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
-  formatter->add_flag<LevelFlag>('*').set_pattern("[%Y-%m-%d %H:%M:%S %z] [%P] [%*] %v");
+  formatter->add_flag<LevelFlag>('*').add_flag<OffsetFlag>('#').set_pattern(
+      "[%Y-%m-%d %H:%M:%S %#] [%P] [%*] %v");
   sink->set_formatter(std::move(formatter));
   auto logger = std::make_shared<spdlog::logger>("error", sink);
   logger->set_level(parse_level(level));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "alicorn/access_log.hpp"
 #include "alicorn/arbiter.hpp"
 #include "alicorn/config.hpp"
 #include "alicorn/listeners.hpp"
@@ -57,6 +58,7 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
   try {
     log::setup_error_log(config.errorlog, config.loglevel);
     log::setup_access_log(config.accesslog.value_or(""));
+    set_access_log_format(config.access_log_format);
   } catch (const std::exception& e) {
     return fail(kExitConfig, std::string("errorlog/accesslog: ") + e.what());
   }

@@ -17,12 +17,20 @@ class AppLoadFailure(AlicornTestCase):
         code = server.wait_exit(timeout=20)
         return server, code
 
-    def assertAppLoadFailure(self, server, code, *texts):
+    def assertAppLoadFailure(self, server, code, exception_text, *more_texts):
+        """Exit 4; a master log line saying "failed to load the application" with the
+        exception text; the traceback and any further texts somewhere in the log."""
         log = server.log()
         self.assertEqual(code, APP_LOAD_ERROR, server.describe())
-        self.assertIn("failed to load the application", log.lower(), server.describe())
+        master_lines = [line for line in log.splitlines()
+                        if "] [%d] [" % server.pid in line
+                        and "failed to load the application" in line.lower()]
+        self.assertTrue(master_lines, "no master line saying it failed to load the app\n"
+                        + server.describe())
+        self.assertTrue(any(exception_text in line for line in master_lines),
+                        "master line lacks %r\n%s" % (exception_text, server.describe()))
         self.assertIn("Traceback (most recent call last)", log, server.describe())
-        for text in texts:
+        for text in more_texts:
             self.assertIn(text, log, server.describe())
 
     def test_missing_module(self):
@@ -39,6 +47,7 @@ class AppLoadFailure(AlicornTestCase):
         server, code = self.run_to_exit("hello:no_such_attribute")
         self.assertEqual(code, APP_LOAD_ERROR, server.describe())
         self.assertIn("no_such_attribute", server.log(), server.describe())
+        self.assertIn("failed to load the application", server.log().lower())
 
     def test_several_workers_do_not_respawn_forever(self):
         server, code = self.run_to_exit("nosuchmodule:app", workers=2)
