@@ -85,6 +85,9 @@ const Setting kSettings[] = {
     {"limit_request_field_size", "--limit-request-field_size,--limit-request-field-size",
      &Config::limit_request_field_size, "INT",
      "Maximum size of one header field in bytes; 0 = unlimited [default: 8190]"},
+    {"limit_request_body", "--limit-request-body", &Config::limit_request_body, "BYTES",
+     "Maximum size of a request body in bytes, answered with 413 beyond it; 0 = unlimited "
+     "[default: 0]"},
     {"chdir", "--chdir", &Config::chdir, "DIR", "Change to this directory before loading the app"},
     {"pythonpath", "--pythonpath", &Config::pythonpath, "DIRS",
      "Comma-separated directories to add to the Python path; repeatable"},

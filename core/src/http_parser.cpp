@@ -1,13 +1,42 @@
 #include "alicorn/http_parser.hpp"
 
+#include <fcntl.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <algorithm>
+#include <cstring>
 
 namespace alicorn {
 namespace {
 
 RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
+
+// An unlinked temporary file in $TMPDIR (or /tmp): gone from the disk as soon as it is closed.
+int open_spool_file() {
+  const char* dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/tmp";
+  int fd = ::open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  std::string templ = std::string(dir) + "/alicorn-body-XXXXXX";
+  fd = ::mkostemp(templ.data(), O_CLOEXEC);
+  if (fd >= 0) ::unlink(templ.c_str());
+  return fd;
+}
+
+bool write_all(int fd, const char* p, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -37,7 +66,26 @@ RequestParser::RequestParser(HttpLimits limits) : limits_(limits) {
   reset();
 }
 
+RequestParser::~RequestParser() {
+  if (body_fd_ >= 0) ::close(body_fd_);
+}
+
+bool RequestParser::append_body(const char* at, size_t len) {
+  if (body_fd_ < 0 && limits_.spool_threshold && body_.size() + len > limits_.spool_threshold) {
+    body_fd_ = open_spool_file();
+    if (body_fd_ < 0 || !write_all(body_fd_, body_.data(), body_.size())) return false;
+    body_.clear();
+  }
+  body_size_ += len;
+  if (body_fd_ >= 0) return write_all(body_fd_, at, len);
+  body_.append(at, len);
+  return true;
+}
+
 void RequestParser::reset() {
+  if (body_fd_ >= 0) ::close(body_fd_);
+  body_fd_ = -1;
+  body_size_ = 0;
   llhttp_init(&parser_, HTTP_REQUEST, &settings_);
   parser_.data = this;
   arena_.clear();
@@ -196,9 +244,10 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
 
 int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
   auto* r = self(p);
-  if (r->limits_.body && r->body_.size() + len > r->limits_.body)
+  if (r->limits_.body && r->body_size_ + len > r->limits_.body)
     return r->fail(413, "request body larger than limit_request_body");
-  r->body_.append(at, len);
+  if (!r->append_body(at, len))
+    return r->fail(500, std::string("cannot store the request body: ") + std::strerror(errno));
   return 0;
 }
 

@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <ctime>
@@ -36,6 +38,8 @@ struct WsgiGlobals {
   PyObject* app = nullptr;
   PyObject* template_env = nullptr;  // the constant part of every environ
   PyObject* bytesio = nullptr;       // io.BytesIO
+  PyObject* io_open = nullptr;       // io.open, for spooled bodies
+  PyObject* file_wrapper = nullptr;  // wsgi.file_wrapper (a class)
   PyObject* start_response_type = nullptr;
   PyObject* protocol_11 = nullptr;
   PyObject* protocol_10 = nullptr;
@@ -79,6 +83,10 @@ struct Response {
   bool head_out = false;
   bool keep_alive = false;
   bool finished = false;
+  int file_fd = -1;  // wsgi.file_wrapper over a real file: sent with sendfile by the plugin
+  int64_t file_offset = 0;
+  int64_t file_length = 0;
+  bool file_pending = false;
   char frames[ALICORN_OUTPUT_IOV_MAX][24];
 };
 
@@ -280,6 +288,44 @@ PyType_Spec start_response_spec = {"alicorn.StartResponse", sizeof(StartResponse
                                    Py_TPFLAGS_DEFAULT, start_response_slots};
 
 // ---------------------------------------------------------------------------------------------
+// wsgi.file_wrapper: iterates a file-like in blocks; over a real file the session sends it with
+// sendfile(2) instead (when the plugin can), never iterating at all.
+
+constexpr const char* kFileWrapperSource = R"PY(
+class FileWrapper:
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+)PY";
+
+PyObject* make_file_wrapper_class() {
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr) return nullptr;
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  if (PyObject* name = PyUnicode_FromString("alicorn")) {
+    PyDict_SetItemString(globals, "__name__", name);
+    Py_DECREF(name);
+  }
+  PyObject* ran = PyRun_String(kFileWrapperSource, Py_file_input, globals, globals);
+  Py_XDECREF(ran);
+  PyObject* cls = ran ? PyDict_GetItemString(globals, "FileWrapper") : nullptr;
+  Py_XINCREF(cls);
+  Py_DECREF(globals);
+  return cls;
+}
+
+// ---------------------------------------------------------------------------------------------
 // environ
 
 void set_item(PyObject* env, PyObject* key, PyObject* value) {
@@ -403,10 +449,18 @@ PyObject* build_environ(alicorn_session* s) {
   set_item(env, g->k_SERVER_PORT, latin1_str(server_port));
 
   std::string_view body = p.body();
-  PyObject* input = body.empty()
-                        ? PyObject_CallNoArgs(g->bytesio)
-                        : PyObject_CallFunction(g->bytesio, "y#", body.data(),
-                                                static_cast<Py_ssize_t>(body.size()));
+  PyObject* input = nullptr;
+  if (int fd = s->parser.take_body_fd(); fd >= 0) {
+    // A spooled body: the app reads the temporary file, which closes (and vanishes) with it.
+    ::lseek(fd, 0, SEEK_SET);
+    input = PyObject_CallFunction(g->io_open, "isi", fd, "rb", -1);
+    if (input == nullptr) ::close(fd);
+  } else if (body.empty()) {
+    input = PyObject_CallNoArgs(g->bytesio);
+  } else {
+    input = PyObject_CallFunction(g->bytesio, "y#", body.data(),
+                                  static_cast<Py_ssize_t>(body.size()));
+  }
   if (input == nullptr) {
     Py_DECREF(env);
     return nullptr;
@@ -551,6 +605,9 @@ void reset_response(alicorn_session* s) {
   r.content_length = -1;
   r.body_sent = 0;
   r.chunked = r.no_body = r.head_out = r.keep_alive = r.finished = false;
+  r.file_fd = -1;
+  r.file_offset = r.file_length = 0;
+  r.file_pending = false;
 }
 
 int64_t mono_us() {
@@ -586,6 +643,32 @@ void finish(alicorn_session* s) {
   s->state = alicorn_session::State::Done;
 }
 
+// A wsgi.file_wrapper over a regular file, for a plugin that can sendfile: describe the file
+// segment instead of iterating. False (and no Python error) when it is not such a file.
+bool prepare_sendfile(alicorn_session* s) {
+  Response& r = s->r;
+  PyObject* filelike = PyObject_GetAttrString(r.result, "filelike");
+  PyObject* fileno = filelike ? PyObject_CallMethod(filelike, "fileno", nullptr) : nullptr;
+  long fd = fileno ? PyLong_AsLong(fileno) : -1;
+  PyObject* tell = fd >= 0 ? PyObject_CallMethod(filelike, "tell", nullptr) : nullptr;
+  long long offset = tell ? PyLong_AsLongLong(tell) : -1;
+  Py_XDECREF(tell);
+  Py_XDECREF(fileno);
+  Py_XDECREF(filelike);
+  PyErr_Clear();
+  struct stat st {};
+  if (fd < 0 || ::fstat(static_cast<int>(fd), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (offset < 0) offset = ::lseek(static_cast<int>(fd), 0, SEEK_CUR);
+  if (offset < 0) return false;
+  int64_t remaining = std::max<int64_t>(0, static_cast<int64_t>(st.st_size) - offset);
+  r.file_fd = static_cast<int>(fd);
+  r.file_offset = offset;
+  r.file_length = r.app_length >= 0 ? std::min(r.app_length, remaining) : remaining;
+  r.file_pending = true;
+  if (r.app_length < 0) r.app_length = remaining;
+  return true;
+}
+
 // The run entry, GIL held.
 void run_app(alicorn_session* s) {
   WsgiGlobals* g = s->g;
@@ -610,6 +693,15 @@ void run_app(alicorn_session* s) {
   r.result = PyObject_CallFunctionObjArgs(g->app, env, s->start_response, nullptr);
   Py_DECREF(env);
   bool complete = false;
+  if (r.result != nullptr && r.started && Py_TYPE(r.result) == reinterpret_cast<PyTypeObject*>(g->file_wrapper) &&
+      (s->ctx->capabilities & ALICORN_CAP_SENDFILE) && prepare_sendfile(s)) {
+    frame_response(s, false);
+    if (r.no_body) {
+      r.file_pending = false;
+      close_result(s);
+    }
+    return;
+  }
   if (r.result != nullptr) {
     if (PyList_CheckExact(r.result) || PyTuple_CheckExact(r.result)) {
       // The common case: a list of bytes, all known now.
@@ -688,7 +780,9 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   g->start_response_type = PyType_FromSpec(&start_response_spec);
   PyObject* io = PyImport_ImportModule("io");
   g->bytesio = io ? PyObject_GetAttrString(io, "BytesIO") : nullptr;
+  g->io_open = io ? PyObject_GetAttrString(io, "open") : nullptr;
   Py_XDECREF(io);
+  g->file_wrapper = make_file_wrapper_class();
   if (const char* sn = std::getenv("SCRIPT_NAME")) g->script_name = sn;
   while (!g->script_name.empty() && g->script_name.back() == '/') g->script_name.pop_back();
 
@@ -711,8 +805,11 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   put("wsgi.input_terminated", PyBool_FromLong(1));
   put("SERVER_SOFTWARE", PyUnicode_FromString("alicorn/" ALICORN_VERSION));
   put("SCRIPT_NAME", PyUnicode_FromString(g->script_name.c_str()));
+  Py_XINCREF(g->file_wrapper);
+  put("wsgi.file_wrapper", g->file_wrapper);
   g->template_env = env;
-  if (PyErr_Occurred() || g->bytesio == nullptr || g->start_response_type == nullptr) {
+  if (PyErr_Occurred() || g->bytesio == nullptr || g->io_open == nullptr ||
+      g->file_wrapper == nullptr || g->start_response_type == nullptr) {
     std::string tb = python::take_exception();
     log::error().critical("Cannot set up the WSGI bridge:\n{}", tb);
     return nullptr;
@@ -727,6 +824,7 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
   limits.request_line = static_cast<size_t>(c.limit_request_line);
   limits.header_fields = static_cast<size_t>(c.limit_request_fields);
   limits.field_size = static_cast<size_t>(c.limit_request_field_size);
+  limits.body = static_cast<uint64_t>(c.limit_request_body);
   auto* s = new alicorn_session(limits);
   s->ctx = ctx;
   s->g = static_cast<WsgiGlobals*>(ctx->wsgi);
@@ -874,6 +972,17 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
       r.body_sent += n;
     }
     if (r.next_chunk < r.chunks.size()) return ALICORN_PULL_MORE;  // out of iov room
+    if (r.file_pending) {
+      // The file object stays open (the result holds it) until the next pull ends the response.
+      r.file_pending = false;
+      if (!r.no_body && r.file_length > 0) {
+        out->file_fd = r.file_fd;
+        out->file_offset = r.file_offset;
+        out->file_length = r.file_length;
+        r.body_sent += r.file_length;
+        return ALICORN_PULL_MORE;
+      }
+    }
     if (r.iter == nullptr || r.no_body) {
       if (r.chunked) add(kLastChunk, 5);
       if (r.iter != nullptr || r.result != nullptr || !s->held.empty() || !r.chunks.empty()) {

@@ -1,17 +1,743 @@
-// Placeholder for the gthread worker class while it is being written.
+// The gthread worker class, like Gunicorn's: a pool of N threads per worker process
+// (--threads) serving keep-alive connections, with one poller thread that owns the sockets
+// nobody is working on.
+//
+//   poller (the thread that called run)          pool threads (N)
+//   -----------------------------------          ----------------
+//   epoll: listeners, wake_fd, our eventfd,      wait on the queue; take a connection; read
+//   and every *parked* connection (EPOLLONE-     what is there (non-blocking), feed it, run
+//   SHOT): a fresh one waiting for its first     the session (the host takes the GIL), write
+//   byte, an idle keep-alive one, or one whose   the response with writev/sendfile on the
+//   request is only partly in.                   blocking socket; serve pipelined requests
+//   readable -> queue it for the pool.           already buffered (feed(NULL, 0)), then park
+//   deadline passed -> queue it to be closed.    the connection again (re-arm, under the lock)
+//   heartbeat, signals, the connection cap.      or close it.
+//
+// Differences from Gunicorn's gthread, on purpose:
+//  * A thread never waits for a slow client. Whenever a read would block (a fresh connection,
+//    a request that is only partly in, an idle keep-alive connection) the connection goes back
+//    to the poller, so a client trickling its request costs an fd, not a thread.
+//  * Every parked connection has a deadline, including fresh ones (Gunicorn's poller keeps a
+//    connection that never sends a byte forever):
+//      - idle between requests: --keep-alive seconds;
+//      - reading a request (fresh connection included): a read budget of --timeout seconds
+//        (30 s when --timeout is 0), extended by 1 s for every 16 KiB received, so a large
+//        upload at 128 kbit/s or more is never cut while a client trickling its headers (at
+//        most ~800 KB with the default limits) is dropped after --timeout + 50 s at worst.
+//    Writes use SO_SNDTIMEO with the same --timeout (30 s) as a stall limit.
+//  * Pipelined requests already buffered by the session are answered before the connection is
+//    parked (Gunicorn loses them), in order.
+//  * The poller never takes the GIL: closing a connection (which may release Python objects)
+//    is always done by a pool thread, so a busy app cannot stall accepting or the heartbeat.
+//  * Connections are counted against --worker-connections from accept to close; at the cap
+//    the listeners leave the epoll set and come back as soon as one closes.
+//
+// Stopping:
+//  * ALICORN_STOP_GRACEFUL: stop accepting; idle keep-alive and fresh connections are closed
+//    (or served once more if their next request is already in the socket); requests in flight
+//    finish and carry `Connection: close`. When no connection is left, or at the drain
+//    deadline (graceful_timeout less a margin), the pool is stopped: sockets still busy are
+//    shut down and the threads are joined, all within graceful_timeout.
+//  * ALICORN_STOP_FAST: the same at once, waiting at most a second for the threads. (The host
+//    itself _exits on INT/QUIT when a thread is inside the app.)
+//  * A thread still stuck in the app at the end is left behind (the process exits right after
+//    run returns); destroy then frees nothing that thread could still touch.
+//
+// No exception crosses the C boundary: every entry point and thread body catches everything.
 #include <alicorn/worker.h>
+#include <alicorn/worker_io.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdarg>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <vector>
 
 namespace {
-int create(const alicorn_host_api*, alicorn_worker_ctx*, void**, char* err, size_t size) {
-  std::snprintf(err, size, "the gthread worker class is not implemented yet");
-  return -38;
+
+constexpr size_t kReadSize = 64 * 1024;
+constexpr int kMaxEvents = 256;
+constexpr double kDefaultRequestTimeout = 30.0;  // seconds, when --timeout is 0
+constexpr int64_t kBudgetBytesPerSecond = 16 * 1024;  // read budget grows 1 s per 16 KiB
+constexpr int64_t kNever = INT64_MAX;
+constexpr int64_t kFastStopWaitMs = 1000;
+constexpr int64_t kAcceptPauseMs = 100;  // after EMFILE & co.
+
+// epoll tags: small integers; anything else is a Conn*.
+constexpr uint64_t kTagWake = 1;
+constexpr uint64_t kTagNotify = 2;
+constexpr uint64_t kTagListener0 = 16;
+constexpr uint64_t kTagLimit = 65536;
+
+int64_t now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
-int run(void*) { return 1; }
-void destroy(void*) {}
-const alicorn_worker_vtable kVtable = {sizeof(alicorn_worker_vtable), "gthread", ALICORN_PLUGIN_VERSION,
-                                       "placeholder", 0, create, run, destroy};
+
+struct Conn {
+  enum class State { Parked, Queued, Active };
+  int fd = -1;
+  alicorn_session* s = nullptr;
+  State state = State::Parked;
+  bool expired = false;      // queued only to be closed
+  int64_t deadline = 0;      // while parked: when the poller gives up on it
+  int64_t req_deadline = 0;  // read budget of the request being read; 0 = none started
+  Conn* prev = nullptr;      // registry of all open connections
+  Conn* next = nullptr;
+};
+
+struct Worker {
+  const alicorn_host_api* host = nullptr;
+  alicorn_worker_ctx* ctx = nullptr;
+  const alicorn_worker_config* cfg = nullptr;
+  uint32_t nthreads = 1;
+  uint32_t max_conns = 0;  // 0 = no cap
+  int64_t keepalive_ms = 0;
+  int64_t request_ms = 0;
+  int tick_ms = 1000;
+  int64_t graceful_ms = 0;
+  timeval send_timeout{};
+  std::vector<int> listeners;
+  std::vector<bool> listener_tcp;
+  int wake_fd = -1;
+  int ep = -1;
+  int notify_fd = -1;
+
+  // Everything below is guarded by mu, except the atomics.
+  std::mutex mu;
+  std::condition_variable work_cv;  // pool threads: queue not empty, or pool_stop
+  std::condition_variable exit_cv;  // poller: a thread exited
+  std::deque<Conn*> queue;
+  Conn* conns = nullptr;
+  uint32_t open = 0;
+  std::atomic<bool> listening{false};  // written under mu
+  bool pool_stop = false;
+  int64_t next_deadline = kNever;
+  uint32_t live_threads = 0;
+  std::atomic<bool> stopping{false};  // graceful stop under way: no more accepts or idle parks
+  std::atomic<bool> closing{false};   // the end: close whatever a thread picks up
+
+  std::vector<std::thread> threads;
+  bool leaked = false;  // threads were left running: destroy must not free
+};
+
+void log_msg(Worker* w, int level, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_msg(Worker* w, int level, const char* fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  w->host->log(w->ctx, level, msg);
+}
+
+void log_errno(Worker* w, const char* call) {
+  log_msg(w, ALICORN_LOG_ERROR, "gthread worker: %s failed: %s", call, std::strerror(errno));
+}
+
+void notify_poller(Worker* w) {
+  uint64_t one = 1;
+  ssize_t ignored = write(w->notify_fd, &one, sizeof one);
+  (void)ignored;
+}
+
+// ---- registry and epoll helpers (mu held) ---------------------------------------------------
+
+void link_conn(Worker* w, Conn* c) {
+  c->prev = nullptr;
+  c->next = w->conns;
+  if (w->conns != nullptr) w->conns->prev = c;
+  w->conns = c;
+  ++w->open;
+}
+
+void unlink_conn(Worker* w, Conn* c) {
+  if (c->prev != nullptr) c->prev->next = c->next;
+  else w->conns = c->next;
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+  --w->open;
+}
+
+void set_listening(Worker* w, bool on) {
+  if (w->listening.load() == on) return;
+  for (size_t i = 0; i < w->listeners.size(); ++i) {
+    if (on) {
+      epoll_event ev{};
+      // Several workers watch the same sockets: wake one of them, not all.
+      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+      ev.data.u64 = kTagListener0 + i;
+      if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev) != 0 && errno != EEXIST)
+        log_errno(w, "epoll_ctl(ADD listener)");
+    } else {
+      epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[i], nullptr);
+    }
+  }
+  w->listening.store(on);
+}
+
+bool below_cap(const Worker* w) { return w->max_conns == 0 || w->open < w->max_conns; }
+
+bool arm(Worker* w, Conn* c, int op) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.data.ptr = c;
+  return epoll_ctl(w->ep, op, c->fd, &ev) == 0;
+}
+
+// Take a parked connection away from the poller without an event (mu held, poller thread).
+void unpark(Worker* w, Conn* c, bool expire) {
+  epoll_event ev{};
+  ev.data.ptr = c;
+  epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);  // disarm: no event may name it any more
+  c->expired = expire;
+  c->state = Conn::State::Queued;
+  w->queue.push_back(c);
+}
+
+void park_deadline(Worker* w, Conn* c, int64_t deadline) {
+  c->deadline = deadline;
+  if (deadline < w->next_deadline) w->next_deadline = deadline;
+}
+
+// ---- connections: pool side -----------------------------------------------------------------
+
+// Close a connection the calling thread owns (Active), or any connection once no thread is left.
+void close_conn(Worker* w, Conn* c) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    unlink_conn(w, c);
+    if (!w->listening.load() && !w->stopping.load() && below_cap(w)) set_listening(w, true);
+    wake = w->stopping.load() && w->open == 0;
+  }
+  epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);  // a forked child may share the socket
+  w->host->session_free(c->s);                       // may take the GIL
+  close(c->fd);
+  delete c;
+  if (wake) notify_poller(w);
+}
+
+// Give a connection back to the poller until it is readable or `deadline` passes.
+void park(Worker* w, Conn* c, int64_t deadline) {
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    bool idle = c->req_deadline == 0;
+    if (!w->closing.load() && !(idle && w->stopping.load())) {
+      c->state = Conn::State::Parked;
+      park_deadline(w, c, deadline);
+      // Armed under the lock: the poller cannot expire it before it is armed.
+      if (arm(w, c, EPOLL_CTL_MOD)) return;
+      c->state = Conn::State::Active;
+    }
+  }
+  close_conn(w, c);
+}
+
+// After a request: report a stop the host decided (max_requests, a signal seen first here).
+void check_signals(Worker* w) {
+  if (w->host->poll_signals(w->ctx) != ALICORN_RUNNING) notify_poller(w);
+}
+
+// Drain session output to the socket. False if the connection must be closed.
+bool send_output(Worker* w, Conn* c) {
+  alicorn_output out{};
+  out.struct_size = sizeof out;
+  for (;;) {
+    int rc = w->host->session_pull(c->s, &out);
+    if (rc < 0 || rc == ALICORN_PULL_ABORT) return false;
+    int err = alicorn_output_write_blocking(c->fd, &out);
+    if (err != 0) {
+      w->host->session_abort(c->s, err);
+      return false;
+    }
+    if (rc == ALICORN_PULL_DONE) return true;
+  }
+}
+
+// Serve a connection the poller found readable (or gave up on) until it must wait again.
+void serve(Worker* w, Conn* c, char* buf) {
+  const alicorn_host_api* h = w->host;
+  if (c->expired || w->closing.load()) return close_conn(w, c);
+  int rc = ALICORN_FEED_NEED_MORE;
+  for (;;) {
+    // Read what is there until a request is complete.
+    while (rc == ALICORN_FEED_NEED_MORE) {
+      ssize_t n = recv(c->fd, buf, kReadSize, MSG_DONTWAIT);
+      if (n > 0) {
+        int64_t now = now_ms();
+        if (c->req_deadline == 0) c->req_deadline = now + w->request_ms;
+        c->req_deadline += n * 1000 / kBudgetBytesPerSecond;
+        rc = h->session_feed(c->s, buf, static_cast<size_t>(n));
+        if (rc == ALICORN_FEED_SEND) {
+          if (!send_output(w, c)) return close_conn(w, c);
+          rc = ALICORN_FEED_NEED_MORE;
+        } else if (rc < 0) {
+          return close_conn(w, c);
+        }
+        if (rc == ALICORN_FEED_NEED_MORE && now >= c->req_deadline) {
+          log_msg(w, ALICORN_LOG_DEBUG, "gthread worker: request read timed out (fd %d)", c->fd);
+          return close_conn(w, c);
+        }
+        continue;
+      }
+      if (n == 0) return close_conn(w, c);  // the client closed
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return close_conn(w, c);
+      int64_t now = now_ms();
+      if (c->req_deadline != 0) {
+        if (now >= c->req_deadline) return close_conn(w, c);
+        return park(w, c, c->req_deadline);
+      }
+      return park(w, c, now + w->keepalive_ms);  // a spurious wake-up while idle
+    }
+    // A request is ready: answer it.
+    if (w->closing.load()) return close_conn(w, c);
+    if (h->session_run(c->s) != 0) return close_conn(w, c);
+    if (!send_output(w, c)) return close_conn(w, c);
+    c->req_deadline = 0;
+    if (!h->session_keep_alive(c->s)) {
+      // keep_alive is only true while the host's state is RUNNING, so the signal check is
+      // needed only on this path.
+      check_signals(w);
+      return close_conn(w, c);
+    }
+    // Pipelined requests the session already holds come first, in order.
+    rc = h->session_feed(c->s, nullptr, 0);
+    if (rc == ALICORN_FEED_SEND) {
+      if (!send_output(w, c)) return close_conn(w, c);
+      rc = ALICORN_FEED_NEED_MORE;
+    } else if (rc < 0) {
+      return close_conn(w, c);
+    } else if (rc == ALICORN_FEED_NEED_MORE) {
+      // Nothing buffered: wait for the next request in the poller, idle.
+      return park(w, c, now_ms() + w->keepalive_ms);
+    }
+  }
+}
+
+void pool_main(Worker* w) {
+  try {
+    std::unique_ptr<char[]> buf(new char[kReadSize]);
+    for (;;) {
+      Conn* c = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(w->mu);
+        w->work_cv.wait(lock, [w] { return !w->queue.empty() || w->pool_stop; });
+        if (w->queue.empty()) break;
+        c = w->queue.front();
+        w->queue.pop_front();
+        c->state = Conn::State::Active;
+      }
+      serve(w, c, buf.get());
+    }
+  } catch (...) {
+    try {
+      log_msg(w, ALICORN_LOG_CRITICAL, "gthread worker: a pool thread failed; stopping");
+    } catch (...) {
+    }
+    notify_poller(w);
+  }
+  std::lock_guard<std::mutex> lock(w->mu);
+  --w->live_threads;
+  w->exit_cv.notify_all();
+}
+
+// ---- poller ---------------------------------------------------------------------------------
+
+void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_until) {
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  int fd = accept4(w->listeners[index], reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      // Out of descriptors or memory: the level-triggered listener would spin. Pause.
+      log_errno(w, "accept()");
+      std::lock_guard<std::mutex> lock(w->mu);
+      set_listening(w, false);
+      accept_paused_until = now + kAcceptPauseMs;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
+               errno != EINTR && errno != EPROTO && errno != EPERM) {
+      log_errno(w, "accept()");
+    }
+    return;  // another worker won the race, or the client already left
+  }
+  if (w->listener_tcp[index]) {
+    int one = 1;  // responses go out in one writev; streamed chunks must not wait for ACKs
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &w->send_timeout, sizeof w->send_timeout);
+  alicorn_conn_info info{};
+  info.struct_size = sizeof info;
+  info.fd = fd;
+  info.listener_index = static_cast<uint32_t>(index);
+  info.peer = reinterpret_cast<sockaddr*>(&peer);
+  info.peer_len = len;
+  auto* c = new (std::nothrow) Conn();
+  alicorn_session* s = c != nullptr ? w->host->session_new(w->ctx, &info) : nullptr;
+  if (s == nullptr) {
+    delete c;
+    close(fd);
+    log_msg(w, ALICORN_LOG_ERROR, "gthread worker: out of memory for a new connection");
+    return;
+  }
+  c->fd = fd;
+  c->s = s;
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    link_conn(w, c);
+    c->state = Conn::State::Parked;
+    park_deadline(w, c, now + w->request_ms);
+    if (arm(w, c, EPOLL_CTL_ADD)) {
+      if (!below_cap(w)) set_listening(w, false);
+      return;
+    }
+    unlink_conn(w, c);
+  }
+  log_errno(w, "epoll_ctl(ADD connection)");
+  w->host->session_free(s);  // a fresh session holds no Python objects: no GIL taken
+  close(fd);
+  delete c;
+}
+
+// Queue parked connections whose deadline passed, to be closed by the pool (mu held).
+size_t expire(Worker* w, int64_t now) {
+  size_t queued = 0;
+  int64_t next = kNever;
+  for (Conn* c = w->conns; c != nullptr; c = c->next) {
+    if (c->state != Conn::State::Parked) continue;
+    if (c->deadline <= now) {
+      unpark(w, c, true);
+      ++queued;
+    } else {
+      next = std::min(next, c->deadline);
+    }
+  }
+  w->next_deadline = next;
+  return queued;
+}
+
+// STOP_GRACEFUL: no more accepts; idle and fresh connections go, unless their next request is
+// already in the socket (then it is answered, with Connection: close).
+void begin_graceful(Worker* w) {
+  size_t idle = 0, served = 0;
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->stopping.store(true);
+    set_listening(w, false);
+    for (Conn* c = w->conns; c != nullptr; c = c->next) {
+      if (c->state != Conn::State::Parked || c->req_deadline != 0) continue;
+      char byte;
+      bool has_data = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+      unpark(w, c, !has_data);
+      (has_data ? served : idle)++;
+    }
+  }
+  w->work_cv.notify_all();
+  log_msg(w, ALICORN_LOG_DEBUG,
+          "gthread worker: graceful stop, closing %zu idle connections, answering %zu", idle,
+          served);
+}
+
+// The end of run: stop the pool. Busy sockets are shut down so threads blocked in I/O return;
+// threads are joined if they exit before `deadline`, else left behind.
+void stop_pool(Worker* w, int64_t deadline) {
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->stopping.store(true);
+    w->closing.store(true);
+    w->pool_stop = true;
+    set_listening(w, false);
+    for (Conn* c = w->conns; c != nullptr; c = c->next) {
+      if (c->state == Conn::State::Parked) unpark(w, c, true);
+      else if (c->state == Conn::State::Active) shutdown(c->fd, SHUT_RDWR);
+    }
+  }
+  w->work_cv.notify_all();
+  bool done;
+  {
+    std::unique_lock<std::mutex> lock(w->mu);
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(std::max<int64_t>(0, deadline - now_ms()));
+    done = w->exit_cv.wait_until(lock, until, [w] { return w->live_threads == 0; });
+  }
+  if (done) {
+    for (auto& t : w->threads) t.join();
+  } else {
+    uint32_t left;
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      left = w->live_threads;
+    }
+    log_msg(w, ALICORN_LOG_WARNING,
+            "gthread worker: %u thread(s) still busy in the application at the stop deadline; "
+            "exiting without them", left);
+    for (auto& t : w->threads) t.detach();
+    w->leaked = true;
+  }
+  w->threads.clear();
+}
+
+int run_impl(Worker* w) {
+  const alicorn_host_api* h = w->host;
+  for (uint32_t i = 0; i < w->nthreads; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      ++w->live_threads;
+    }
+    try {
+      w->threads.emplace_back(pool_main, w);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      --w->live_threads;
+      log_msg(w, ALICORN_LOG_ERROR, "gthread worker: cannot start thread %u of %u", i + 1,
+              w->nthreads);
+      if (w->threads.empty()) return 1;
+      break;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    set_listening(w, true);
+  }
+
+  int state = ALICORN_RUNNING;
+  int64_t last_poll = 0;
+  int64_t accept_paused_until = 0;
+  int64_t drain_deadline = kNever, final_deadline = kNever;
+  epoll_event events[kMaxEvents];
+  Conn* ready[kMaxEvents];
+  for (;;) {
+    int64_t now = now_ms();
+    h->heartbeat(w->ctx);
+    if (now - last_poll >= w->tick_ms) {
+      state = std::max(state, h->poll_signals(w->ctx));
+      last_poll = now;
+    }
+    if (state == ALICORN_STOP_FAST) break;
+    if (state == ALICORN_STOP_GRACEFUL && !w->stopping.load()) {
+      final_deadline = now + w->graceful_ms;
+      drain_deadline = final_deadline - std::min<int64_t>(1000, w->graceful_ms / 10);
+      begin_graceful(w);
+    }
+    int timeout = w->tick_ms;
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      if (w->stopping.load() && w->open == 0) break;
+      if (accept_paused_until != 0 && now >= accept_paused_until) {
+        accept_paused_until = 0;
+        if (!w->stopping.load() && below_cap(w)) set_listening(w, true);
+      }
+      if (now >= w->next_deadline) {
+        size_t n = expire(w, now);
+        for (size_t i = 0; i < n; ++i) w->work_cv.notify_one();
+      }
+      if (w->next_deadline != kNever)
+        timeout = static_cast<int>(std::min<int64_t>(timeout, w->next_deadline - now + 1));
+    }
+    if (now >= drain_deadline) break;
+    if (drain_deadline != kNever)
+      timeout = static_cast<int>(std::min<int64_t>(timeout, drain_deadline - now));
+    if (accept_paused_until != 0)
+      timeout = static_cast<int>(std::min<int64_t>(timeout, accept_paused_until - now));
+    timeout = std::max(timeout, 0);
+
+    int n = epoll_wait(w->ep, events, kMaxEvents, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_errno(w, "epoll_wait()");
+      state = ALICORN_STOP_FAST;
+      break;
+    }
+    now = now_ms();
+    bool signal_due = false;
+    int nready = 0;
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kTagWake) {
+        signal_due = true;
+      } else if (tag == kTagNotify) {
+        uint64_t count;
+        ssize_t ignored = read(w->notify_fd, &count, sizeof count);
+        (void)ignored;
+        signal_due = true;
+      } else if (tag >= kTagListener0 && tag < kTagLimit) {
+        if (w->listening.load()) accept_one(w, tag - kTagListener0, now, accept_paused_until);
+      } else {
+        ready[nready++] = static_cast<Conn*>(events[i].data.ptr);
+      }
+    }
+    if (nready > 0) {
+      int queued = 0;
+      {
+        std::lock_guard<std::mutex> lock(w->mu);
+        for (int i = 0; i < nready; ++i) {
+          Conn* c = ready[i];
+          if (c->state != Conn::State::Parked) continue;
+          c->state = Conn::State::Queued;
+          w->queue.push_back(c);
+          ++queued;
+        }
+      }
+      for (int i = 0; i < queued; ++i) w->work_cv.notify_one();
+    }
+    if (signal_due) {
+      state = std::max(state, h->poll_signals(w->ctx));
+      last_poll = now;
+    }
+  }
+
+  int64_t now = now_ms();
+  if (state == ALICORN_STOP_FAST || final_deadline == kNever) {
+    stop_pool(w, now + std::min<int64_t>(kFastStopWaitMs, std::max<int64_t>(w->graceful_ms, 100)));
+  } else {
+    stop_pool(w, std::max(final_deadline, now + 50));
+  }
+  return 0;
+}
+
+// ---- vtable entries -------------------------------------------------------------------------
+
+void free_worker(Worker* w) {
+  if (w == nullptr || w->leaked) return;  // threads left running may still use it
+  for (Conn* c = w->conns; c != nullptr;) {
+    Conn* next = c->next;
+    if (w->ep >= 0) epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);
+    w->host->session_free(c->s);
+    close(c->fd);
+    delete c;
+    c = next;
+  }
+  w->conns = nullptr;
+  if (w->ep >= 0) close(w->ep);
+  if (w->notify_fd >= 0) close(w->notify_fd);
+  delete w;
+}
+
+int gthread_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void** worker,
+                   char* err, size_t err_size) {
+  Worker* w = nullptr;
+  try {
+    w = new Worker();
+    w->host = host;
+    w->ctx = ctx;
+    w->cfg = host->config(ctx);
+    const alicorn_worker_config* cfg = w->cfg;
+    if (cfg == nullptr || cfg->listener_count == 0) {
+      std::snprintf(err, err_size, "no listening sockets");
+      delete w;
+      return ALICORN_EINVAL;
+    }
+    w->nthreads = cfg->threads > 0 ? cfg->threads : 1;
+    w->max_conns = cfg->worker_connections;
+    w->keepalive_ms = static_cast<int64_t>(cfg->keepalive * 1000);
+    double request_s = cfg->timeout > 0 ? cfg->timeout : kDefaultRequestTimeout;
+    w->request_ms = static_cast<int64_t>(request_s * 1000);
+    w->send_timeout.tv_sec = static_cast<time_t>(request_s);
+    w->send_timeout.tv_usec =
+        static_cast<suseconds_t>((request_s - static_cast<double>(w->send_timeout.tv_sec)) * 1e6);
+    w->graceful_ms = static_cast<int64_t>(std::max(0.0, cfg->graceful_timeout) * 1000);
+    // Beat at least twice per timeout, and wake often enough to close idle keep-alive
+    // connections close to their deadline even when a pool thread parked them meanwhile.
+    double tick = 1000;
+    if (cfg->timeout > 0) tick = std::min(tick, cfg->timeout * 500);
+    if (cfg->keepalive > 0) tick = std::min(tick, cfg->keepalive * 500);
+    w->tick_ms = std::max(10, static_cast<int>(tick));
+    for (uint32_t i = 0; i < cfg->listener_count; ++i) {
+      int fd = cfg->listener_fds[i];
+      int domain = 0;
+      socklen_t len = sizeof domain;
+      bool tcp = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+                 (domain == AF_INET || domain == AF_INET6);
+      w->listeners.push_back(fd);
+      w->listener_tcp.push_back(tcp);
+    }
+    w->wake_fd = host->wake_fd(ctx);
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->ep < 0 || w->notify_fd < 0) {
+      std::snprintf(err, err_size, "epoll/eventfd: %s", std::strerror(errno));
+      free_worker(w);
+      return -EIO;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTagWake;
+    int rc = w->wake_fd >= 0 ? epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev) : 0;
+    ev.data.u64 = kTagNotify;
+    if (rc == 0) rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->notify_fd, &ev);
+    if (rc != 0) {
+      std::snprintf(err, err_size, "epoll_ctl: %s", std::strerror(errno));
+      free_worker(w);
+      return -EIO;
+    }
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "gthread worker: %u threads, worker_connections %u, keep-alive %.3gs, "
+                  "request read timeout %.3gs",
+                  w->nthreads, w->max_conns, cfg->keepalive, request_s);
+    host->log(ctx, ALICORN_LOG_DEBUG, msg);
+    *worker = w;
+    return 0;
+  } catch (...) {
+    std::snprintf(err, err_size, "out of memory");
+    free_worker(w);
+    return ALICORN_ENOMEM;
+  }
+}
+
+int gthread_run(void* worker) {
+  auto* w = static_cast<Worker*>(worker);
+  try {
+    return run_impl(w);
+  } catch (...) {
+    try {
+      log_msg(w, ALICORN_LOG_CRITICAL, "gthread worker: unexpected failure; stopping");
+      if (!w->threads.empty()) stop_pool(w, now_ms() + kFastStopWaitMs);
+    } catch (...) {
+      w->leaked = true;
+    }
+    return 1;
+  }
+}
+
+void gthread_destroy(void* worker) {
+  try {
+    free_worker(static_cast<Worker*>(worker));
+  } catch (...) {
+  }
+}
+
+const alicorn_worker_vtable kGthreadVtable = {
+    sizeof(alicorn_worker_vtable),
+    "gthread",
+    ALICORN_PLUGIN_VERSION,
+    "a thread pool per worker with keep-alive connections (Gunicorn's gthread)",
+    ALICORN_CAP_THREADS | ALICORN_CAP_KEEPALIVE | ALICORN_CAP_SENDFILE,
+    gthread_create,
+    gthread_run,
+    gthread_destroy,
+};
+
 }  // namespace
 
-ALICORN_WORKER_PLUGIN(kVtable)
+ALICORN_WORKER_PLUGIN(kGthreadVtable)

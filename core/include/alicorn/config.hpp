@@ -48,6 +48,7 @@ struct Config {
   int limit_request_line = 4094;        // --limit-request-line (0 = unlimited, max 8190)
   int limit_request_fields = 100;       // --limit-request-fields (max 32768)
   int limit_request_field_size = 8190;  // --limit-request-field_size (0 = unlimited)
+  int limit_request_body = 0;           // --limit-request-body, bytes (0 = unlimited)
 
   // Server mechanics / Python
   std::optional<std::string> chdir;     // --chdir

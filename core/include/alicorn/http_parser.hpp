@@ -17,6 +17,7 @@ struct HttpLimits {
   size_t header_fields = 100;   // number of fields; 0 = unlimited
   size_t field_size = 8190;     // bytes in one "name: value" line; 0 = unlimited
   uint64_t body = 0;            // 0 = unlimited
+  size_t spool_threshold = 1 << 20;  // bodies larger than this go to a temporary file; 0 = never
 };
 
 struct HttpHeader {
@@ -29,6 +30,7 @@ class RequestParser {
   enum class Status { NeedMore, Complete, Error };
 
   explicit RequestParser(HttpLimits limits = {});
+  ~RequestParser();
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
@@ -44,7 +46,17 @@ class RequestParser {
   int http_major() const { return parser_.http_major; }
   int http_minor() const { return parser_.http_minor; }
   const std::vector<HttpHeader>& headers() const { return headers_; }
+  // The body: in memory (body()) unless it outgrew spool_threshold, then in an unlinked
+  // temporary file (body_fd() >= 0, positioned at its end). body_size() counts either.
   std::string_view body() const { return body_; }
+  int body_fd() const { return body_fd_; }
+  uint64_t body_size() const { return body_size_; }
+  // Hand the temporary file over to the caller (who closes it); -1 when the body is in memory.
+  int take_body_fd() {
+    int fd = body_fd_;
+    body_fd_ = -1;
+    return fd;
+  }
   bool keep_alive() const { return keep_alive_; }
   bool chunked() const { return chunked_; }
   bool expect_continue() const { return expect_continue_; }
@@ -72,12 +84,15 @@ class RequestParser {
     return std::string_view(arena_).substr(off, len);
   }
   int fail(int status, std::string reason);
+  bool append_body(const char* at, size_t len);
   void finish_headers_views();
 
   HttpLimits limits_;
   llhttp_t parser_{};
   std::string arena_;  // target and header bytes, reused across requests
   std::string body_;
+  int body_fd_ = -1;
+  uint64_t body_size_ = 0;
   struct Span {
     uint32_t name_off, name_len, value_off, value_len;
   };
