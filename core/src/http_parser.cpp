@@ -71,7 +71,8 @@ RequestParser::~RequestParser() {
 }
 
 bool RequestParser::append_body(const char* at, size_t len) {
-  if (body_fd_ < 0 && limits_.spool_threshold && body_.size() + len > limits_.spool_threshold) {
+  if (body_fd_ < 0 && !streaming_ && limits_.spool_threshold &&
+      body_.size() + len > limits_.spool_threshold) {
     body_fd_ = open_spool_file();
     if (body_fd_ < 0 || !write_all(body_fd_, body_.data(), body_.size())) return false;
     body_.clear();
@@ -97,6 +98,7 @@ void RequestParser::reset() {
   in_value_ = false;
   method_ = {};
   headers_done_ = complete_ = keep_alive_ = chunked_ = expect_continue_ = false;
+  paused_at_headers_ = false;
   error_status_ = 0;
   error_reason_.clear();
 }
@@ -111,14 +113,18 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   consumed = 0;
   if (error_status_ != 0) return Status::Error;
   if (complete_) return Status::Complete;
+  if (paused_at_headers_) {
+    paused_at_headers_ = false;
+    llhttp_resume(&parser_);
+  }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     consumed = len;
     return Status::NeedMore;
   }
-  if (err == HPE_PAUSED && complete_) {
+  if (err == HPE_PAUSED && (complete_ || paused_at_headers_)) {
     consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-    return Status::Complete;
+    return complete_ ? Status::Complete : Status::HeadersComplete;
   }
   if (error_status_ == 0) {
     int status = err == HPE_INVALID_VERSION ? 505 : 400;
@@ -239,6 +245,10 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   if (r->limits_.body && (p->flags & F_CONTENT_LENGTH) && p->content_length > r->limits_.body)
     return r->fail(413, "request body larger than limit_request_body");
   r->headers_done_ = true;
+  if (r->streaming_ && (r->chunked_ || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0))) {
+    r->paused_at_headers_ = true;
+    return HPE_PAUSED;
+  }
   return 0;
 }
 

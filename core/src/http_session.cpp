@@ -41,6 +41,7 @@ struct WsgiGlobals {
   PyObject* io_open = nullptr;       // io.open, for spooled bodies
   PyObject* file_wrapper = nullptr;  // wsgi.file_wrapper (a class)
   PyObject* start_response_type = nullptr;
+  PyObject* input_type = nullptr;
   PyObject* protocol_11 = nullptr;
   PyObject* protocol_10 = nullptr;
   std::string script_name;
@@ -109,6 +110,15 @@ struct alicorn_session {
   int64_t start_unix_us = 0;           // when the request became ready (access log)
   int64_t start_mono_us = 0;
   bool logged = false;                 // access log line written for this request
+  // Streaming request bodies (blocking plugins that gave recv/send, ABI 1.1).
+  void* io = nullptr;
+  ssize_t (*io_recv)(void*, void*, size_t) = nullptr;
+  ssize_t (*io_send)(void*, const void*, size_t) = nullptr;
+  bool streaming = false;
+  bool input_broken = false;           // the client vanished mid-body: never reuse
+  size_t input_offset = 0;             // consumed prefix of parser.body_buffer()
+  std::string recv_buf;
+  PyObject* input = nullptr;           // this request's wsgi.input when streaming
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
@@ -288,6 +298,191 @@ PyType_Spec start_response_spec = {"alicorn.StartResponse", sizeof(StartResponse
                                    Py_TPFLAGS_DEFAULT, start_response_slots};
 
 // ---------------------------------------------------------------------------------------------
+// wsgi.input that reads the request body from the connection as the app asks for it.
+
+struct InputObject {
+  PyObject_HEAD alicorn_session* session;
+};
+
+alicorn_session* input_session(PyObject* self) {
+  alicorn_session* s = reinterpret_cast<InputObject*>(self)->session;
+  if (s == nullptr) PyErr_SetString(PyExc_ValueError, "wsgi.input used after the request ended");
+  return s;
+}
+
+std::string_view input_buffered(alicorn_session* s) {
+  return std::string_view(s->parser.body_buffer()).substr(s->input_offset);
+}
+
+void input_consume(alicorn_session* s, size_t n) {
+  s->input_offset += n;
+  if (s->input_offset >= s->parser.body_buffer().size()) {
+    s->parser.body_buffer().clear();
+    s->input_offset = 0;
+  }
+}
+
+// Get more body bytes into the buffer. Returns 1 when some arrived, 0 at the end of the body,
+// -1 with a Python exception set. Holds the GIL on entry and exit, not while waiting.
+int input_fill(alicorn_session* s) {
+  RequestParser& p = s->parser;
+  for (;;) {
+    if (p.message_complete()) return 0;
+    if (p.error_status() != 0) {
+      PyErr_Format(PyExc_OSError, "invalid request body: %s", p.error_reason().c_str());
+      return -1;
+    }
+    size_t before = p.body_buffer().size();
+    size_t used = 0;
+    RequestParser::Status st;
+    if (!s->pending.empty()) {
+      st = p.feed(s->pending.data(), s->pending.size(), used);
+      s->pending.erase(0, used);
+    } else {
+      if (p.expect_continue() && !s->continue_sent) {
+        // The app wants the body: now the client may send it.
+        s->continue_sent = true;
+        static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS n = s->io_send(s->io, kContinue, sizeof kContinue - 1);
+        Py_END_ALLOW_THREADS if (n < 0) {
+          s->input_broken = true;
+          errno = static_cast<int>(-n);
+          PyErr_SetFromErrno(PyExc_OSError);
+          return -1;
+        }
+      }
+      if (s->recv_buf.empty()) s->recv_buf.resize(64 * 1024);
+      ssize_t n;
+      Py_BEGIN_ALLOW_THREADS n = s->io_recv(s->io, s->recv_buf.data(), s->recv_buf.size());
+      Py_END_ALLOW_THREADS if (n <= 0) {
+        s->input_broken = true;
+        if (n == 0) {
+          PyErr_SetString(PyExc_OSError, "client closed the connection before the end of the "
+                                         "request body");
+        } else {
+          errno = static_cast<int>(-n);
+          PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return -1;
+      }
+      st = p.feed(s->recv_buf.data(), static_cast<size_t>(n), used);
+      if (used < static_cast<size_t>(n)) s->pending.append(s->recv_buf.data() + used, static_cast<size_t>(n) - used);
+    }
+    if (st == RequestParser::Status::Error) continue;  // reported at the top
+    if (p.body_buffer().size() > before) return 1;
+  }
+}
+
+PyObject* input_bytes(alicorn_session* s, size_t n) {
+  std::string_view b = input_buffered(s);
+  n = std::min(n, b.size());
+  PyObject* out = PyBytes_FromStringAndSize(b.data(), static_cast<Py_ssize_t>(n));
+  if (out != nullptr) input_consume(s, n);
+  return out;
+}
+
+bool size_arg(PyObject* const* args, Py_ssize_t nargs, Py_ssize_t& size) {
+  size = -1;
+  if (nargs > 1) {
+    PyErr_SetString(PyExc_TypeError, "expected at most one argument");
+    return false;
+  }
+  if (nargs == 1 && args[0] != Py_None) {
+    size = PyLong_AsSsize_t(args[0]);
+    if (size == -1 && PyErr_Occurred()) return false;
+  }
+  return true;
+}
+
+PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  alicorn_session* s = input_session(self);
+  Py_ssize_t size;
+  if (s == nullptr || !size_arg(args, nargs, size)) return nullptr;
+  size_t want = size < 0 ? SIZE_MAX : static_cast<size_t>(size);
+  while (input_buffered(s).size() < want) {
+    int rc = input_fill(s);
+    if (rc < 0) return nullptr;
+    if (rc == 0) break;
+  }
+  return input_bytes(s, want);
+}
+
+PyObject* input_readline(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  alicorn_session* s = input_session(self);
+  Py_ssize_t size;
+  if (s == nullptr || !size_arg(args, nargs, size)) return nullptr;
+  size_t limit = size < 0 ? SIZE_MAX : static_cast<size_t>(size);
+  size_t scanned = 0;
+  for (;;) {
+    std::string_view b = input_buffered(s);
+    size_t nl = b.find('\n', scanned);
+    if (nl != std::string_view::npos) return input_bytes(s, std::min(nl + 1, limit));
+    if (b.size() >= limit) return input_bytes(s, limit);
+    scanned = b.size();
+    int rc = input_fill(s);
+    if (rc < 0) return nullptr;
+    if (rc == 0) return input_bytes(s, limit);
+  }
+}
+
+PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  Py_ssize_t hint;
+  if (!size_arg(args, nargs, hint)) return nullptr;
+  PyObject* lines = PyList_New(0);
+  Py_ssize_t total = 0;
+  while (lines != nullptr) {
+    PyObject* line = input_readline(self, nullptr, 0);
+    if (line == nullptr) {
+      Py_CLEAR(lines);
+      break;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(line);
+    if (n == 0) {
+      Py_DECREF(line);
+      break;
+    }
+    PyList_Append(lines, line);
+    Py_DECREF(line);
+    total += n;
+    if (hint > 0 && total >= hint) break;
+  }
+  return lines;
+}
+
+PyObject* input_iter(PyObject* self) {
+  Py_INCREF(self);
+  return self;
+}
+
+PyObject* input_next(PyObject* self) {
+  PyObject* line = input_readline(self, nullptr, 0);
+  if (line != nullptr && PyBytes_GET_SIZE(line) == 0) {
+    Py_DECREF(line);
+    return nullptr;  // StopIteration
+  }
+  return line;
+}
+
+PyMethodDef input_methods[] = {
+    {"read", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(input_read)),
+     METH_FASTCALL, "read([size]) -> bytes of the request body"},
+    {"readline", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(input_readline)),
+     METH_FASTCALL, "readline([size]) -> one line of the request body"},
+    {"readlines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(input_readlines)),
+     METH_FASTCALL, "readlines([hint]) -> list of lines"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot input_slots[] = {{Py_tp_methods, input_methods},
+                             {Py_tp_iter, reinterpret_cast<void*>(input_iter)},
+                             {Py_tp_iternext, reinterpret_cast<void*>(input_next)},
+                             {Py_tp_doc, const_cast<char*>("alicorn streaming wsgi.input")},
+                             {0, nullptr}};
+
+PyType_Spec input_spec = {"alicorn.Input", sizeof(InputObject), 0, Py_TPFLAGS_DEFAULT,
+                          input_slots};
+
+// ---------------------------------------------------------------------------------------------
 // wsgi.file_wrapper: iterates a file-like in blocks; over a real file the session sends it with
 // sendfile(2) instead (when the plugin can), never iterating at all.
 
@@ -450,7 +645,16 @@ PyObject* build_environ(alicorn_session* s) {
 
   std::string_view body = p.body();
   PyObject* input = nullptr;
-  if (int fd = s->parser.take_body_fd(); fd >= 0) {
+  if (s->streaming && !s->parser.message_complete()) {
+    auto* in = PyObject_New(InputObject, reinterpret_cast<PyTypeObject*>(g->input_type));
+    if (in != nullptr) {
+      in->session = s;
+      s->input_offset = 0;
+      Py_INCREF(in);
+      s->input = reinterpret_cast<PyObject*>(in);
+      input = s->input;
+    }
+  } else if (int fd = s->parser.take_body_fd(); fd >= 0) {
     // A spooled body: the app reads the temporary file, which closes (and vanishes) with it.
     ::lseek(fd, 0, SEEK_SET);
     input = PyObject_CallFunction(g->io_open, "isi", fd, "rb", -1);
@@ -500,6 +704,10 @@ void close_result(alicorn_session* s) {
     reinterpret_cast<StartResponseObject*>(s->start_response)->session = nullptr;
     Py_CLEAR(s->start_response);
   }
+  if (s->input != nullptr) {
+    reinterpret_cast<InputObject*>(s->input)->session = nullptr;
+    Py_CLEAR(s->input);
+  }
 }
 
 // Move every owned reference of the response to `held` (no GIL needed).
@@ -538,7 +746,9 @@ void frame_response(alicorn_session* s, bool body_complete) {
   Response& r = s->r;
   bool head = s->parser.method() == "HEAD";
   r.no_body = head || r.code < 200 || r.code == 204 || r.code == 304;
-  r.keep_alive = connection_may_persist(s) && !r.app_close;
+  // A streamed body the app left unread (or that broke off) makes the connection unusable.
+  r.keep_alive = connection_may_persist(s) && !r.app_close && s->parser.message_complete() &&
+                 !s->input_broken;
   if (r.app_length >= 0) {
     r.content_length = r.app_length;
   } else if (body_complete) {
@@ -747,8 +957,20 @@ void run_app(alicorn_session* s) {
   }
   if (PyErr_Occurred() || r.result == nullptr) {
     std::string tb = python::take_exception();
-    log::error().error("Error handling request {}\n{}", s->parser.target(), tb);
     close_result(s);
+    if (int status = s->parser.error_status(); status != 0) {
+      // The body turned out malformed or too large while the app was reading it.
+      log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr,
+                        s->parser.error_reason(), status);
+      error_response(s, status, s->parser.error_reason());
+      return;
+    }
+    if (s->input_broken) {
+      log::error().info("Client {} went away while sending the body of \"{}\"", s->remote_addr,
+                        s->parser.request_line());
+    } else {
+      log::error().error("Error handling request {}\n{}", s->parser.target(), tb);
+    }
     error_response(s, 500, "");
     return;
   }
@@ -778,6 +1000,7 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   g->protocol_11 = PyUnicode_InternFromString("HTTP/1.1");
   g->protocol_10 = PyUnicode_InternFromString("HTTP/1.0");
   g->start_response_type = PyType_FromSpec(&start_response_spec);
+  g->input_type = PyType_FromSpec(&input_spec);
   PyObject* io = PyImport_ImportModule("io");
   g->bytesio = io ? PyObject_GetAttrString(io, "BytesIO") : nullptr;
   g->io_open = io ? PyObject_GetAttrString(io, "open") : nullptr;
@@ -809,7 +1032,7 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   put("wsgi.file_wrapper", g->file_wrapper);
   g->template_env = env;
   if (PyErr_Occurred() || g->bytesio == nullptr || g->io_open == nullptr ||
-      g->file_wrapper == nullptr || g->start_response_type == nullptr) {
+      g->file_wrapper == nullptr || g->start_response_type == nullptr || g->input_type == nullptr) {
     std::string tb = python::take_exception();
     log::error().critical("Cannot set up the WSGI bridge:\n{}", tb);
     return nullptr;
@@ -829,6 +1052,14 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
   s->ctx = ctx;
   s->g = static_cast<WsgiGlobals*>(ctx->wsgi);
   s->listener_index = info->listener_index < ctx->listener_fds.size() ? info->listener_index : 0;
+  if (ALICORN_HAS_FIELD(info, alicorn_conn_info, send) && info->recv != nullptr &&
+      info->send != nullptr && (ctx->capabilities & ALICORN_CAP_NONBLOCKING) == 0) {
+    s->io = info->io;
+    s->io_recv = info->recv;
+    s->io_send = info->send;
+    s->streaming = true;
+    s->parser.set_streaming(true);
+  }
   if (info->peer != nullptr) {
     char host[INET6_ADDRSTRLEN] = "";
     if (info->peer->sa_family == AF_INET) {
@@ -858,6 +1089,7 @@ int session_feed(alicorn_session* s, const char* data, size_t len) try {
     reset_response(s);
     s->parser.reset();
     s->continue_sent = false;
+    s->input_offset = 0;
     s->state = State::Reading;
   }
   if (s->state != State::Reading) {
@@ -875,7 +1107,8 @@ int session_feed(alicorn_session* s, const char* data, size_t len) try {
     if (used < len) s->pending.append(data + used, len - used);
   }
   if (st == RequestParser::Status::NeedMore) {
-    if (s->parser.headers_complete() && s->parser.expect_continue() && !s->continue_sent) {
+    if (!s->streaming && s->parser.headers_complete() && s->parser.expect_continue() &&
+        !s->continue_sent) {
       s->continue_sent = true;
       s->r.buf.assign("HTTP/1.1 100 Continue\r\n\r\n");
       s->state = State::Interim;
@@ -1046,7 +1279,8 @@ void session_abort(alicorn_session* s, int error) {
 void session_free(alicorn_session* s) {
   if (s == nullptr) return;
   retire_chunks(s);
-  if (!s->held.empty() || s->r.result != nullptr || s->start_response != nullptr) {
+  if (!s->held.empty() || s->r.result != nullptr || s->start_response != nullptr ||
+      s->input != nullptr) {
     python::Gil gil;
     close_result(s);
     drop_held(s);

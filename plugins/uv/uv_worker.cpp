@@ -1,17 +1,889 @@
-// Placeholder for the uv worker class while it is being written.
+// The uv worker class: one libuv event loop per worker process, many connections at once,
+// keep-alive and pipelining, the WSGI app run on the loop thread (the body is complete before
+// session_run, ALICORN_CAP_NONBLOCKING).
+//
+// Layout
+//   * Listeners: a uv_poll per inherited listening fd and accept4() ourselves (the fds are shared
+//     with the other workers, so EAGAIN is normal). Accepting stops at worker_connections and
+//     resumes below it.
+//   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
+//     land in one per-loop buffer (the session copies what it keeps). Output is written at once
+//     with uv_try_write (one writev for all the iovs); only what the socket does not take goes
+//     through uv_write, and then the connection stops reading and is not pulled again until the
+//     write completed (backpressure for slow clients and endless generators).
+//   * Timeouts: no per-connection timer. A connection waiting for something sits in one of four
+//     intrusive lists, each with one fixed timeout, so appending at the tail keeps every list
+//     sorted by deadline; one periodic tick marks a sweep, done in the check phase (after the
+//     loop read what is pending, so a request that arrived while the app was busy is not
+//     mistaken for an idle connection).
+//       idle     keep-alive, waiting for the next request          --keep-alive
+//       reading  a request being received (or none yet on a fresh connection), measured from
+//                its first byte and not extended by later bytes     --timeout (30 s if 0)
+//       writing  a write the client does not drain, refreshed on each completed write
+//                                                                   --timeout (30 s if 0)
+//       linger   after a Connection: close response we shut down our side and discard what the
+//                client still sends until it closes, so the response is not lost to a reset
+//                                                                   2 s at most
+//   * Signals: a uv_poll on the host's wake fd; poll_signals also runs once per loop iteration
+//     in which a request was served (max_requests) and on every tick (parent gone).
+//
+// No C++ exception crosses into libuv or the host: the code below does not throw (nothrow new,
+// no growing containers after create), and the entry points catch everything.
 #include <alicorn/worker.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
 
+#include <cerrno>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <new>
 
 namespace {
-int create(const alicorn_host_api*, alicorn_worker_ctx*, void**, char* err, size_t size) {
-  std::snprintf(err, size, "the uv worker class is not implemented yet");
-  return -38;
+
+// uv_buf_t is iovec-compatible on unix (libuv writes it with writev itself): alicorn_output's
+// iovs are handed to libuv as they are.
+static_assert(sizeof(uv_buf_t) == sizeof(struct iovec));
+static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base));
+static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
+
+constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
+constexpr int kAcceptBatch = 1;                // accepts per readiness event and listener
+constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
+constexpr uint64_t kLingerMs = 2000;
+constexpr uint64_t kDefaultRequestTimeoutMs = 30000;  // when --timeout is 0
+constexpr uint64_t kAcceptRetryMs = 100;        // pause after EMFILE and friends
+constexpr size_t kPoolMax = 1024;               // closed connections kept for reuse
+
+struct Worker;
+
+enum ListId : uint8_t { kNoList = 0, kIdle, kReading, kWriting, kLinger, kListCount };
+
+enum class Phase : uint8_t {
+  Reading,     // waiting for (the rest of) a request, or parsing
+  Interim,     // writing interim output (100 Continue)
+  Responding,  // writing a response
+  Linger,      // response done, our side shut down, discarding input until the client closes
+  Closing      // uv_close called
+};
+
+enum Step { kContinue, kWait, kGone };
+
+struct Conn {
+  union Handle {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  uv_write_t wreq;
+  Worker* w;
+  alicorn_session* s;
+  Conn* prev;  // timeout list
+  Conn* next;
+  Conn* all_prev;  // every live connection
+  Conn* all_next;
+  uint64_t deadline;
+  int last_pull;  // the pull result whose output is being written asynchronously
+  int budget;     // synchronous writes left in this turn
+  ListId list;
+  Phase phase;
+  bool in_response;  // session_run called, the response not finished
+  bool got_bytes;    // bytes of the next request were received
+  bool reading;      // uv_read_start is in effect
+  bool registered;   // counted in Worker::nconns
+  alicorn_output out;
+};
+
+struct List {
+  Conn* head = nullptr;
+  Conn* tail = nullptr;
+  uint64_t timeout_ms = 0;  // 0: never expires
+};
+
+struct Listener {
+  uv_poll_t poll;
+  Worker* w;
+  int fd;
+  uint32_t index;
+  bool is_unix;
+  bool initialized;
+};
+
+struct Worker {
+  const alicorn_host_api* host = nullptr;
+  alicorn_worker_ctx* ctx = nullptr;
+  const alicorn_worker_config* cfg = nullptr;
+  uv_loop_t loop;
+  bool loop_ready = false;
+  Listener* listeners = nullptr;
+  uint32_t nlisteners = 0;
+  uv_poll_t wake;
+  uv_timer_t tick;
+  uv_timer_t grace;
+  uv_timer_t accept_retry;
+  uv_check_t check;
+  bool wake_ready = false;
+  bool timers_ready = false;
+  List lists[kListCount];
+  Conn* all_head = nullptr;
+  uint32_t nconns = 0;
+  uint32_t max_conns = 1000;
+  uint64_t tick_ms = 1000;
+  bool accepting = false;      // listener polls started
+  bool accept_paused = false;  // backing off after EMFILE
+  bool listeners_closed = false;
+  bool stopping = false;
+  bool finishing = false;
+  bool served = false;     // a request ran since the last poll_signals
+  bool sweep_due = false;  // the tick asked for a timeout sweep
+  uint64_t last_accept_error_log = 0;
+  Conn* pool = nullptr;
+  size_t pool_size = 0;
+  alignas(64) char readbuf[kReadBufferSize];
+};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+void logf(Worker* w, int level, const char* fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
+void logf(Worker* w, int level, const char* fmt, ...) noexcept {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  w->host->log(w->ctx, level, msg);
 }
-int run(void*) { return 1; }
-void destroy(void*) {}
-const alicorn_worker_vtable kVtable = {sizeof(alicorn_worker_vtable), "uv", ALICORN_PLUGIN_VERSION,
-                                       "placeholder", 0, create, run, destroy};
+
+uint64_t seconds_to_ms(double s) {
+  if (!(s > 0)) return 0;
+  double ms = s * 1000.0;
+  if (ms < 1) return 1;
+  if (ms > 1e12) return static_cast<uint64_t>(1e12);
+  return static_cast<uint64_t>(ms);
+}
+
+void list_remove(Worker* w, Conn* c) noexcept {
+  if (c->list == kNoList) return;
+  List& l = w->lists[c->list];
+  if (c->prev) c->prev->next = c->next; else l.head = c->next;
+  if (c->next) c->next->prev = c->prev; else l.tail = c->prev;
+  c->prev = c->next = nullptr;
+  c->list = kNoList;
+}
+
+// Deadlines grow with time and every list has one timeout, so the tail is always the latest.
+void list_append(Worker* w, Conn* c, ListId id) noexcept {
+  list_remove(w, c);
+  List& l = w->lists[id];
+  uv_update_time(&w->loop);  // the app may have held the loop: do not use a stale clock
+  c->deadline = uv_now(&w->loop) + l.timeout_ms;
+  c->list = id;
+  c->prev = l.tail;
+  c->next = nullptr;
+  if (l.tail) l.tail->next = c; else l.head = c;
+  l.tail = c;
+}
+
+void all_append(Worker* w, Conn* c) noexcept {
+  c->all_prev = nullptr;
+  c->all_next = w->all_head;
+  if (w->all_head) w->all_head->all_prev = c;
+  w->all_head = c;
+}
+
+void all_remove(Worker* w, Conn* c) noexcept {
+  if (c->all_prev) c->all_prev->all_next = c->all_next; else if (w->all_head == c) w->all_head = c->all_next;
+  if (c->all_next) c->all_next->all_prev = c->all_prev;
+  c->all_prev = c->all_next = nullptr;
+}
+
+Conn* acquire_conn(Worker* w) noexcept {
+  Conn* c = w->pool;
+  if (c != nullptr) {
+    w->pool = c->next;
+    --w->pool_size;
+  } else {
+    c = new (std::nothrow) Conn();
+    if (c == nullptr) return nullptr;
+  }
+  c->w = w;
+  c->s = nullptr;
+  c->prev = c->next = c->all_prev = c->all_next = nullptr;
+  c->deadline = 0;
+  c->last_pull = ALICORN_PULL_DONE;
+  c->budget = kTurnBudget;
+  c->list = kNoList;
+  c->phase = Phase::Reading;
+  c->in_response = c->got_bytes = c->reading = c->registered = false;
+  c->out.struct_size = sizeof c->out;
+  c->out.iovcnt = 0;
+  c->out.file_fd = -1;
+  return c;
+}
+
+void release_conn(Worker* w, Conn* c) noexcept {
+  if (w->pool_size < kPoolMax) {
+    c->next = w->pool;
+    w->pool = c;
+    ++w->pool_size;
+  } else {
+    delete c;
+  }
+}
+
+void close_handle(uv_handle_t* h, uv_close_cb cb = nullptr) noexcept {
+  if (!uv_is_closing(h)) uv_close(h, cb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward declarations
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+void on_write(uv_write_t* req, int status) noexcept;
+void process(Conn* c, int rc) noexcept;
+void finish_loop(Worker* w) noexcept;
+void resume_accept(Worker* w) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// connections
+
+void on_conn_closed(uv_handle_t* h) noexcept {
+  Conn* c = static_cast<Conn*>(h->data);
+  Worker* w = c->w;
+  if (c->s != nullptr) {
+    w->host->session_free(c->s);
+    c->s = nullptr;
+  }
+  release_conn(w, c);
+}
+
+// Close the connection (the fd is closed at once, the memory and the session in the close
+// callback). A response cut short is reported to the session with `err`.
+void close_conn(Conn* c, int err) noexcept {
+  if (c->phase == Phase::Closing) return;
+  Worker* w = c->w;
+  if (c->in_response) {
+    c->in_response = false;
+    w->host->session_abort(c->s, err < 0 ? err : -ECONNABORTED);
+  }
+  list_remove(w, c);
+  c->phase = Phase::Closing;
+  c->reading = false;
+  uv_close(&c->h.handle, on_conn_closed);
+  if (c->registered) {
+    c->registered = false;
+    all_remove(w, c);
+    --w->nconns;
+    if (w->stopping) {
+      if (w->nconns == 0) finish_loop(w);
+    } else if (!w->accepting && w->nconns < w->max_conns) {
+      resume_accept(w);
+    }
+  }
+}
+
+void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
+  Worker* w = static_cast<Conn*>(h->data)->w;
+  buf->base = w->readbuf;
+  buf->len = sizeof w->readbuf;
+}
+
+bool start_reading(Conn* c) noexcept {
+  if (c->reading) return true;
+  int r = uv_read_start(&c->h.stream, on_alloc, on_read);
+  if (r != 0) {
+    close_conn(c, r);
+    return false;
+  }
+  c->reading = true;
+  return true;
+}
+
+void stop_reading(Conn* c) noexcept {
+  if (!c->reading) return;
+  uv_read_stop(&c->h.stream);
+  c->reading = false;
+}
+
+// Write c->out: at once as far as the socket takes it, the rest with uv_write. Returns 0 when
+// everything was written, 1 when a uv_write is pending (on_write follows), or a negative error.
+// `defer` sends everything through uv_write, so the continuation runs in a later loop turn.
+int write_output(Conn* c, bool defer) noexcept {
+  alicorn_output& o = c->out;
+  int cnt = o.iovcnt;
+  if (cnt <= 0) return 0;
+  if (cnt > ALICORN_OUTPUT_IOV_MAX) return ALICORN_EINVAL;
+  uv_buf_t* bufs = reinterpret_cast<uv_buf_t*>(o.iov);
+  size_t done = 0;
+  if (!defer) {
+    int r = uv_try_write(&c->h.stream, bufs, static_cast<unsigned>(cnt));
+    if (r >= 0) {
+      done = static_cast<size_t>(r);
+    } else if (r != UV_EAGAIN) {
+      return r;
+    }
+  }
+  while (cnt > 0 && done >= bufs->len) {
+    done -= bufs->len;
+    ++bufs;
+    --cnt;
+  }
+  if (cnt == 0) return 0;
+  bufs->base += done;
+  bufs->len -= done;
+  int r = uv_write(&c->wreq, &c->h.stream, bufs, static_cast<unsigned>(cnt), on_write);
+  return r < 0 ? r : 1;
+}
+
+// Pull and write until the session says DONE (kContinue), a write is pending (kWait: on_write
+// takes over), or the connection was closed (kGone).
+Step drain(Conn* c) noexcept {
+  Worker* w = c->w;
+  for (;;) {
+    int pr = w->host->session_pull(c->s, &c->out);
+    if (pr < 0 || pr == ALICORN_PULL_ABORT) {
+      close_conn(c, pr < 0 ? pr : -ECONNABORTED);
+      return kGone;
+    }
+    bool defer = c->budget <= 0;
+    if (!defer) --c->budget;
+    int wr = write_output(c, defer);
+    if (wr < 0) {
+      close_conn(c, wr);
+      return kGone;
+    }
+    if (wr > 0) {
+      c->last_pull = pr;
+      stop_reading(c);  // no new request until this response is out
+      list_append(w, c, kWriting);
+      return kWait;
+    }
+    if (pr == ALICORN_PULL_DONE) return kContinue;
+  }
+}
+
+// Our side is done: shut down the write half and drop whatever the client still sends until it
+// closes (or kLingerMs pass), so a reset cannot destroy the response before the client read it.
+void start_linger(Conn* c) noexcept {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(&c->h.handle, &fd) != 0 || ::shutdown(fd, SHUT_WR) != 0) {
+    close_conn(c, 0);
+    return;
+  }
+  c->phase = Phase::Linger;
+  list_append(c->w, c, kLinger);
+  start_reading(c);
+}
+
+// The response is written. Keep the connection (and parse what was pipelined) or linger-close.
+Step response_done(Conn* c, int* rc) noexcept {
+  Worker* w = c->w;
+  c->in_response = false;
+  c->phase = Phase::Reading;
+  if (w->host->session_keep_alive(c->s)) {
+    c->got_bytes = false;
+    *rc = w->host->session_feed(c->s, nullptr, 0);
+    return kContinue;
+  }
+  start_linger(c);
+  return kGone;
+}
+
+// Act on a session_feed result, looping over pipelined requests.
+void process(Conn* c, int rc) noexcept {
+  Worker* w = c->w;
+  for (;;) {
+    switch (rc) {
+      case ALICORN_FEED_NEED_MORE:
+        if (c->list == kNoList) list_append(w, c, c->got_bytes ? kReading : kIdle);
+        start_reading(c);
+        return;
+      case ALICORN_FEED_SEND: {
+        c->phase = Phase::Interim;
+        if (drain(c) != kContinue) return;
+        c->phase = Phase::Reading;
+        rc = w->host->session_feed(c->s, nullptr, 0);
+        continue;
+      }
+      case ALICORN_FEED_READY: {
+        list_remove(w, c);
+        c->phase = Phase::Responding;
+        c->in_response = true;
+        w->served = true;
+        int r = w->host->session_run(c->s);
+        if (r < 0) {
+          close_conn(c, r);
+          return;
+        }
+        if (drain(c) != kContinue) return;
+        if (response_done(c, &rc) != kContinue) return;
+        continue;
+      }
+      default:
+        close_conn(c, rc < 0 ? rc : ALICORN_EINVAL);
+        return;
+    }
+  }
+}
+
+void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  Conn* c = static_cast<Conn*>(stream->data);
+  if (nread > 0) {
+    if (c->phase != Phase::Reading) return;  // lingering: discard
+    if (!c->got_bytes) {
+      c->got_bytes = true;
+      list_append(c->w, c, kReading);  // the request clock starts with its first byte
+    }
+    c->budget = kTurnBudget;
+    process(c, c->w->host->session_feed(c->s, buf->base, static_cast<size_t>(nread)));
+    return;
+  }
+  if (nread == 0) return;  // EAGAIN
+  // EOF or an error. Reading is off while a response is being written, so nothing is cut short
+  // here: a partial request is just dropped.
+  close_conn(c, nread == UV_EOF ? 0 : static_cast<int>(nread));
+}
+
+void on_write(uv_write_t* req, int status) noexcept {
+  Conn* c = static_cast<Conn*>(req->handle->data);
+  if (status == UV_ECANCELED || c->phase == Phase::Closing) return;
+  if (status < 0) {
+    close_conn(c, status);
+    return;
+  }
+  Worker* w = c->w;
+  list_remove(w, c);
+  c->budget = kTurnBudget;
+  if (c->last_pull == ALICORN_PULL_MORE && drain(c) != kContinue) return;
+  int rc;
+  if (c->phase == Phase::Interim) {
+    c->phase = Phase::Reading;
+    rc = w->host->session_feed(c->s, nullptr, 0);
+  } else if (response_done(c, &rc) != kContinue) {
+    return;
+  }
+  process(c, rc);
+}
+
+void open_conn(Worker* w, Listener* l, int fd, const sockaddr* peer, socklen_t peer_len) noexcept {
+  Conn* c = acquire_conn(w);
+  if (c == nullptr) {
+    ::close(fd);
+    return;
+  }
+  int r = l->is_unix ? uv_pipe_init(&w->loop, &c->h.pipe, 0) : uv_tcp_init(&w->loop, &c->h.tcp);
+  if (r != 0) {
+    ::close(fd);
+    release_conn(w, c);
+    return;
+  }
+  c->h.handle.data = c;
+  c->registered = true;
+  all_append(w, c);
+  ++w->nconns;
+  r = l->is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
+  if (r != 0) {
+    ::close(fd);  // not owned by the handle yet
+    close_conn(c, r);
+    return;
+  }
+  if (!l->is_unix) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  alicorn_conn_info info{};
+  info.struct_size = sizeof info;
+  info.fd = fd;
+  info.listener_index = l->index;
+  info.peer = peer_len > 0 ? peer : nullptr;
+  info.peer_len = peer_len;
+  c->s = w->host->session_new(w->ctx, &info);
+  if (c->s == nullptr) {
+    logf(w, ALICORN_LOG_ERROR, "uv worker: cannot open a session (out of memory)");
+    close_conn(c, 0);
+    return;
+  }
+  list_append(w, c, kReading);
+  start_reading(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// listeners
+
+void pause_accept(Worker* w) noexcept {
+  if (!w->accepting) return;
+  for (uint32_t i = 0; i < w->nlisteners; ++i) uv_poll_stop(&w->listeners[i].poll);
+  w->accepting = false;
+}
+
+void on_listener(uv_poll_t* p, int status, int) noexcept;
+
+void resume_accept(Worker* w) noexcept {
+  if (w->accepting || w->stopping || w->listeners_closed || w->accept_paused ||
+      w->nconns >= w->max_conns)
+    return;
+  for (uint32_t i = 0; i < w->nlisteners; ++i) {
+    int r = uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_listener);
+    if (r != 0)
+      logf(w, ALICORN_LOG_ERROR, "uv worker: cannot watch listener %d: %s", w->listeners[i].fd,
+           uv_strerror(r));
+  }
+  w->accepting = true;
+}
+
+void on_accept_retry(uv_timer_t* t) noexcept {
+  Worker* w = static_cast<Worker*>(t->data);
+  w->accept_paused = false;
+  resume_accept(w);
+}
+
+void on_listener(uv_poll_t* p, int status, int) noexcept {
+  Listener* l = static_cast<Listener*>(p->data);
+  Worker* w = l->w;
+  if (status < 0) {
+    logf(w, ALICORN_LOG_ERROR, "uv worker: listener %d: %s", l->fd, uv_strerror(status));
+    return;
+  }
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    if (w->nconns >= w->max_conns) {
+      pause_accept(w);  // resumed when a connection closes
+      return;
+    }
+    sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) return;  // another worker won the race
+      uv_update_time(&w->loop);
+      uint64_t now = uv_now(&w->loop);
+      if (now - w->last_accept_error_log >= 1000 || w->last_accept_error_log == 0) {
+        w->last_accept_error_log = now;
+        logf(w, ALICORN_LOG_ERROR, "uv worker: accept() failed: %s", std::strerror(e));
+      }
+      // Out of fds or memory: the listener stays readable, so back off instead of spinning.
+      pause_accept(w);
+      w->accept_paused = true;
+      uv_timer_start(&w->accept_retry, on_accept_retry, kAcceptRetryMs, 0);
+      return;
+    }
+    open_conn(w, l, fd, reinterpret_cast<sockaddr*>(&peer), len);
+  }
+  if (w->nconns >= w->max_conns) pause_accept(w);
+}
+
+void close_listeners(Worker* w) noexcept {
+  if (w->listeners_closed) return;
+  w->listeners_closed = true;
+  w->accepting = false;
+  for (uint32_t i = 0; i < w->nlisteners; ++i)
+    if (w->listeners[i].initialized) close_handle(reinterpret_cast<uv_handle_t*>(&w->listeners[i].poll));
+}
+
+// ---------------------------------------------------------------------------------------------
+// stopping, signals, timeouts
+
+// Close every handle of ours; uv_run returns once their close callbacks ran.
+void finish_loop(Worker* w) noexcept {
+  if (w->finishing) return;
+  w->finishing = true;
+  w->stopping = true;
+  close_listeners(w);
+  if (w->wake_ready) close_handle(reinterpret_cast<uv_handle_t*>(&w->wake));
+  if (w->timers_ready) {
+    close_handle(reinterpret_cast<uv_handle_t*>(&w->tick));
+    close_handle(reinterpret_cast<uv_handle_t*>(&w->grace));
+    close_handle(reinterpret_cast<uv_handle_t*>(&w->accept_retry));
+    close_handle(reinterpret_cast<uv_handle_t*>(&w->check));
+  }
+}
+
+void fast_stop(Worker* w) noexcept {
+  w->stopping = true;
+  close_listeners(w);
+  while (w->all_head != nullptr) close_conn(w->all_head, -ECONNABORTED);
+  finish_loop(w);
+}
+
+void on_grace(uv_timer_t* t) noexcept {
+  Worker* w = static_cast<Worker*>(t->data);
+  if (w->nconns > 0)
+    logf(w, ALICORN_LOG_WARNING,
+         "uv worker: graceful timeout reached, closing %u connection(s) still open", w->nconns);
+  fast_stop(w);
+}
+
+void begin_graceful(Worker* w) noexcept {
+  if (w->stopping) return;
+  w->stopping = true;
+  close_listeners(w);
+  uv_timer_stop(&w->accept_retry);
+  // Idle connections go now: keep-alive ones and fresh ones that sent nothing yet. Requests in
+  // flight finish; the host answers them with Connection: close.
+  while (w->lists[kIdle].head != nullptr) close_conn(w->lists[kIdle].head, 0);
+  for (Conn* c = w->lists[kReading].head; c != nullptr;) {
+    Conn* next = c->next;
+    if (!c->got_bytes) close_conn(c, 0);
+    c = next;
+  }
+  if (w->finishing) return;
+  if (w->nconns == 0) {
+    finish_loop(w);
+    return;
+  }
+  uint64_t ms = seconds_to_ms(w->cfg->graceful_timeout);
+  if (ms == 0) {
+    fast_stop(w);
+    return;
+  }
+  uv_timer_start(&w->grace, on_grace, ms, 0);
+}
+
+void check_signals(Worker* w) noexcept {
+  if (w->finishing) return;
+  int st = w->host->poll_signals(w->ctx);
+  if (st == ALICORN_STOP_FAST) {
+    fast_stop(w);
+  } else if (st == ALICORN_STOP_GRACEFUL) {
+    begin_graceful(w);
+  }
+}
+
+void sweep(Worker* w) noexcept {
+  uv_update_time(&w->loop);
+  uint64_t now = uv_now(&w->loop);
+  for (int id = kIdle; id < kListCount; ++id) {
+    List& l = w->lists[id];
+    if (l.timeout_ms == 0) continue;
+    while (l.head != nullptr && l.head->deadline <= now) {
+      Conn* c = l.head;
+      close_conn(c, -ETIMEDOUT);  // removes c from the list
+      if (w->finishing) return;
+    }
+  }
+}
+
+void on_wake(uv_poll_t* p, int, int) noexcept { check_signals(static_cast<Worker*>(p->data)); }
+
+void on_tick(uv_timer_t* t) noexcept {
+  Worker* w = static_cast<Worker*>(t->data);
+  w->host->heartbeat(w->ctx);
+  w->sweep_due = true;  // done in the check phase, after this turn's reads
+  check_signals(w);
+}
+
+// Once per loop iteration, after I/O.
+void on_check(uv_check_t* h) noexcept {
+  Worker* w = static_cast<Worker*>(h->data);
+  if (w->finishing) return;
+  if (w->sweep_due) {
+    w->sweep_due = false;
+    sweep(w);
+  }
+  if (w->served) {
+    w->served = false;
+    check_signals(w);  // max_requests turns into STOP_GRACEFUL here
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// teardown
+
+void noop_close(uv_handle_t*) {}
+
+void walk_close(uv_handle_t* h, void*) {
+  if (!uv_is_closing(h)) uv_close(h, noop_close);
+}
+
+void teardown(Worker* w) noexcept {
+  if (w->loop_ready) {
+    while (w->all_head != nullptr) close_conn(w->all_head, -ECONNABORTED);
+    w->stopping = true;
+    finish_loop(w);
+    uv_walk(&w->loop, walk_close, nullptr);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    int r = uv_loop_close(&w->loop);
+    if (r != 0)
+      logf(w, ALICORN_LOG_WARNING, "uv worker: uv_loop_close: %s", uv_strerror(r));
+    w->loop_ready = false;
+  }
+  while (w->pool != nullptr) {
+    Conn* c = w->pool;
+    w->pool = c->next;
+    delete c;
+  }
+  w->pool_size = 0;
+  delete[] w->listeners;
+  w->listeners = nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// entry points
+
+int setup(Worker* w, char* err, size_t err_size) noexcept {
+  const alicorn_worker_config* cfg = w->cfg;
+  int r = uv_loop_init(&w->loop);
+  if (r != 0) {
+    std::snprintf(err, err_size, "uv_loop_init: %s", uv_strerror(r));
+    return r;
+  }
+  w->loop_ready = true;
+  w->loop.data = w;
+
+  r = uv_timer_init(&w->loop, &w->tick);
+  if (r == 0) r = uv_timer_init(&w->loop, &w->grace);
+  if (r == 0) r = uv_timer_init(&w->loop, &w->accept_retry);
+  if (r == 0) r = uv_check_init(&w->loop, &w->check);
+  if (r != 0) {
+    std::snprintf(err, err_size, "cannot create timers: %s", uv_strerror(r));
+    return r;
+  }
+  w->timers_ready = true;
+  w->tick.data = w->grace.data = w->accept_retry.data = w->check.data = w;
+
+  r = uv_poll_init(&w->loop, &w->wake, w->host->wake_fd(w->ctx));
+  if (r != 0) {
+    std::snprintf(err, err_size, "cannot watch the wake fd: %s", uv_strerror(r));
+    return r;
+  }
+  w->wake_ready = true;
+  w->wake.data = w;
+
+  w->nlisteners = cfg->listener_count;
+  if (w->nlisteners > 0) {
+    w->listeners = new (std::nothrow) Listener[w->nlisteners]();
+    if (w->listeners == nullptr) {
+      std::snprintf(err, err_size, "out of memory");
+      return ALICORN_ENOMEM;
+    }
+  }
+  for (uint32_t i = 0; i < w->nlisteners; ++i) {
+    Listener& l = w->listeners[i];
+    l.w = w;
+    l.fd = cfg->listener_fds[i];
+    l.index = i;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      std::snprintf(err, err_size, "listener fd %d: getsockname: %s", l.fd, std::strerror(errno));
+      return -errno;
+    }
+    l.is_unix = ss.ss_family == AF_UNIX;
+    r = uv_poll_init(&w->loop, &l.poll, l.fd);
+    if (r != 0) {
+      std::snprintf(err, err_size, "cannot watch listener fd %d: %s", l.fd, uv_strerror(r));
+      return r;
+    }
+    l.initialized = true;
+    l.poll.data = &l;
+  }
+
+  uint64_t request_ms = seconds_to_ms(cfg->timeout);
+  if (request_ms == 0) request_ms = kDefaultRequestTimeoutMs;
+  uint64_t keepalive_ms = seconds_to_ms(cfg->keepalive);
+  w->lists[kIdle].timeout_ms = keepalive_ms > 0 ? keepalive_ms : request_ms;
+  w->lists[kReading].timeout_ms = request_ms;
+  w->lists[kWriting].timeout_ms = request_ms;
+  w->lists[kLinger].timeout_ms = kLingerMs < request_ms ? kLingerMs : request_ms;
+  w->max_conns = cfg->worker_connections > 0 ? cfg->worker_connections : 1000;
+
+  // Heartbeat at least every min(1 s, timeout/2); tick often enough that a timeout fires within
+  // a quarter of its length (the keep-alive one is the shortest).
+  uint64_t tick = 1000;
+  if (uint64_t t = seconds_to_ms(cfg->timeout) / 2; t > 0 && t < tick) tick = t;
+  for (int id = kIdle; id < kListCount; ++id) {
+    uint64_t q = w->lists[id].timeout_ms / 4;
+    if (q < 50) q = 50;
+    if (q < tick) tick = q;
+  }
+  w->tick_ms = tick < 10 ? 10 : tick;
+  return 0;
+}
+
+int uv_worker_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void** worker,
+                     char* err, size_t err_size) {
+  try {
+    auto* w = new (std::nothrow) Worker();
+    if (w == nullptr) {
+      std::snprintf(err, err_size, "out of memory");
+      return ALICORN_ENOMEM;
+    }
+    w->host = host;
+    w->ctx = ctx;
+    w->cfg = host->config(ctx);
+    if (w->cfg == nullptr) {
+      std::snprintf(err, err_size, "the host gave no worker configuration");
+      delete w;
+      return ALICORN_EINVAL;
+    }
+    int r = setup(w, err, err_size);
+    if (r != 0) {
+      teardown(w);
+      delete w;
+      return r < 0 ? r : -r;
+    }
+    *worker = w;
+    return 0;
+  } catch (...) {
+    std::snprintf(err, err_size, "unexpected error while creating the uv worker");
+    return ALICORN_ENOMEM;
+  }
+}
+
+int uv_worker_run(void* worker) {
+  auto* w = static_cast<Worker*>(worker);
+  try {
+    w->host->heartbeat(w->ctx);
+    uv_timer_start(&w->tick, on_tick, w->tick_ms, w->tick_ms);
+    uv_check_start(&w->check, on_check);
+    int r = uv_poll_start(&w->wake, UV_READABLE, on_wake);
+    if (r != 0) {
+      logf(w, ALICORN_LOG_ERROR, "uv worker: cannot watch the wake fd: %s", uv_strerror(r));
+      return 1;
+    }
+    resume_accept(w);
+    check_signals(w);  // a signal may have come before the loop started
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (!w->finishing) {
+      logf(w, ALICORN_LOG_ERROR, "uv worker: the event loop stopped unexpectedly");
+      return 1;
+    }
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+
+void uv_worker_destroy(void* worker) {
+  auto* w = static_cast<Worker*>(worker);
+  if (w == nullptr) return;
+  try {
+    teardown(w);
+  } catch (...) {
+  }
+  delete w;
+}
+
+const alicorn_worker_vtable kUvVtable = {
+    sizeof(alicorn_worker_vtable),
+    "uv",
+    ALICORN_PLUGIN_VERSION,
+    "libuv event loop: many connections per process, keep-alive and pipelining",
+    ALICORN_CAP_NONBLOCKING | ALICORN_CAP_KEEPALIVE,
+    uv_worker_create,
+    uv_worker_run,
+    uv_worker_destroy,
+};
+
 }  // namespace
 
-ALICORN_WORKER_PLUGIN(kVtable)
+ALICORN_WORKER_PLUGIN(kUvVtable)

@@ -27,7 +27,7 @@ struct HttpHeader {
 
 class RequestParser {
  public:
-  enum class Status { NeedMore, Complete, Error };
+  enum class Status { NeedMore, HeadersComplete, Complete, Error };
 
   explicit RequestParser(HttpLimits limits = {});
   ~RequestParser();
@@ -36,15 +36,24 @@ class RequestParser {
 
   // Parse bytes. Returns Complete once a whole request (headers and body) is in; `consumed`
   // then says how many bytes of `data` belong to it (the rest is the next, pipelined request).
+  // In streaming mode a request with a body stops once at HeadersComplete: feed the body bytes
+  // afterwards (they collect in body_buffer() for the reader to consume) until Complete.
   // After Complete or Error, call reset() before feeding the next request.
   Status feed(const char* data, size_t len, size_t& consumed);
   void reset();
+  // Streaming mode (kept across reset()): stop after the headers of a request with a body, and
+  // never spool, since the reader consumes the body as it arrives.
+  void set_streaming(bool on) { streaming_ = on; }
+  bool message_complete() const { return complete_; }
+  // The body bytes received and not yet consumed by a streaming reader.
+  std::string& body_buffer() { return body_; }
 
   // Valid after Complete (headers are valid after headers_complete()).
   std::string_view method() const { return method_; }
   std::string_view target() const { return view(target_off_, target_len_); }
   int http_major() const { return parser_.http_major; }
   int http_minor() const { return parser_.http_minor; }
+  int method_id() const { return parser_.method; }  // llhttp_method_t
   const std::vector<HttpHeader>& headers() const { return headers_; }
   // The body: in memory (body()) unless it outgrew spool_threshold, then in an unlinked
   // temporary file (body_fd() >= 0, positioned at its end). body_size() counts either.
@@ -104,6 +113,8 @@ class RequestParser {
   std::string_view method_;
   bool headers_done_ = false;
   bool complete_ = false;
+  bool streaming_ = false;
+  bool paused_at_headers_ = false;
   bool keep_alive_ = false;
   bool chunked_ = false;
   bool expect_continue_ = false;

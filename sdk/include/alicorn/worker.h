@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define ALICORN_ABI_MAJOR 1
-#define ALICORN_ABI_MINOR 0
+#define ALICORN_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define ALICORN_EXPORT __attribute__((visibility("default")))
@@ -133,6 +133,17 @@ typedef struct alicorn_conn_info {
   uint32_t listener_index;       /* which of config->listener_fds accepted it */
   const struct sockaddr *peer;   /* from accept(); may be NULL */
   socklen_t peer_len;
+
+  /* --- since 1.1 --- */
+  /* Optional, for blocking plugins (never with ALICORN_CAP_NONBLOCKING): when `recv` is set, the
+     app reads the request body straight from the connection as it arrives (wsgi.input streams;
+     session_feed reports READY once the headers are in), and the host answers
+     `Expect: 100-continue` through `send` only when the app first reads the body. Both block and
+     are called only from inside session_run, on that thread, without the GIL. recv returns the
+     bytes read, 0 at end of stream, or -errno; send returns the bytes written or -errno. */
+  void *io;
+  ssize_t (*recv)(void *io, void *buf, size_t len);
+  ssize_t (*send)(void *io, const void *buf, size_t len);
 } alicorn_conn_info;
 
 /* Output the plugin must write, in order: the iov buffers, then `file_length` bytes of file_fd

@@ -1,0 +1,62 @@
+"""An app for the gthread worker tests. Routes (GET unless noted):
+
+    /info          JSON: pid, REMOTE_PORT, PATH_INFO, wsgi.multithread/multiprocess, thread id
+    /sleep?s=SEC   sleeps SEC seconds (default 0.5), then JSON like /info plus "slept"
+    /echo  (POST)  the request body, read whole from wsgi.input, as the response body
+    /stream?n=N    N chunks "chunk <i>\\n" from a generator (no Content-Length: chunked)
+    anything else  JSON like /info
+"""
+
+import json
+import os
+import threading
+import time
+from urllib.parse import parse_qs
+
+
+def _info(environ):
+    return {
+        "pid": os.getpid(),
+        "path": environ.get("PATH_INFO"),
+        "remote_port": environ.get("REMOTE_PORT"),
+        "multithread": environ.get("wsgi.multithread"),
+        "multiprocess": environ.get("wsgi.multiprocess"),
+        "thread": threading.get_ident(),
+    }
+
+
+def _json(start_response, doc, status="200 OK"):
+    body = json.dumps(doc).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if path == "/sleep":
+        seconds = float(query.get("s", ["0.5"])[0])
+        started = time.monotonic()
+        time.sleep(seconds)
+        doc = _info(environ)
+        doc["slept"] = time.monotonic() - started
+        return _json(start_response, doc)
+    if path == "/echo":
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/stream":
+        n = int(query.get("n", ["3"])[0])
+
+        def chunks():
+            for i in range(n):
+                yield ("chunk %d\n" % i).encode()
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return chunks()
+    return _json(start_response, _info(environ))
+
+
+application = app
