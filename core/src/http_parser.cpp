@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace alicorn {
@@ -94,11 +95,16 @@ void RequestParser::reset() {
   spans_.clear();
   headers_.clear();
   target_off_ = target_len_ = 0;
-  field_start_ = 0;
-  in_value_ = false;
   method_ = {};
   headers_done_ = complete_ = keep_alive_ = chunked_ = expect_continue_ = false;
   paused_at_headers_ = false;
+  field_open_ = false;
+  trailer_count_ = 0;
+  after_lf_ = false;
+  fold_scan_done_ = false;
+  probing_method_ = false;
+  method_probe_done_ = false;
+  method_probe_.clear();
   error_status_ = 0;
   error_reason_.clear();
 }
@@ -113,6 +119,20 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   consumed = 0;
   if (error_status_ != 0) return Status::Error;
   if (complete_) return Status::Complete;
+  if (probing_method_) return probe_method(data, len, consumed);
+  if (!headers_done_) {
+    if (method_probe_.size() < kMethodProbe && !method_probe_done_) {
+      size_t n = std::min(len, kMethodProbe - method_probe_.size());
+      method_probe_.append(data, n);
+      if (method_probe_.find(' ') != std::string::npos) method_probe_done_ = true;
+    }
+    if (scan_for_folding(data, len)) {
+      consumed = 0;
+      error_status_ = 400;
+      error_reason_ = "obsolete line folding or whitespace at the start of a header line";
+      return Status::Error;
+    }
+  }
   if (paused_at_headers_) {
     paused_at_headers_ = false;
     llhttp_resume(&parser_);
@@ -128,22 +148,66 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   }
   if (error_status_ == 0) {
     int status = err == HPE_INVALID_VERSION ? 505 : 400;
-    // llhttp stops on an unknown method before on_url; a token that is a well-formed method we
-    // do not implement deserves 501, garbage 400.
+    // llhttp stops at the first byte that no known method starts with. A well-formed method
+    // token we do not implement deserves 501, anything else 400: look at the whole token, which
+    // may still be arriving.
     if (err == HPE_INVALID_METHOD) {
-      const char* pos = llhttp_get_error_pos(&parser_);
-      size_t n = pos ? static_cast<size_t>(pos - data) : 0;
-      std::string_view seen(data, std::min(n + 1, len));
-      bool token = !seen.empty() && std::all_of(seen.begin(), seen.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == ' ';
-      });
-      status = token ? 501 : 400;
+      probing_method_ = true;
+      Status st = probe_method(nullptr, 0, consumed);
+      if (st == Status::NeedMore) consumed = len;  // already kept in method_probe_
+      return st;
     }
     error_status_ = status;
     const char* reason = llhttp_get_error_reason(&parser_);
     error_reason_ = reason ? reason : llhttp_errno_name(err);
   }
   return Status::Error;
+}
+
+namespace {
+bool is_tchar(unsigned char c) {
+  return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+}  // namespace
+
+RequestParser::Status RequestParser::probe_method(const char* data, size_t len, size_t& consumed) {
+  if (len > 0 && !method_probe_done_) {
+    size_t n = std::min(len, kMethodProbe - std::min(kMethodProbe, method_probe_.size()));
+    method_probe_.append(data, n);
+  }
+  consumed = len;
+  auto sp = method_probe_.find(' ');
+  std::string_view token(method_probe_.data(), sp == std::string::npos ? method_probe_.size() : sp);
+  bool all_tchar = !token.empty() &&
+                   std::all_of(token.begin(), token.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
+  if (sp == std::string::npos && all_tchar && method_probe_.size() < kMethodProbe)
+    return Status::NeedMore;  // the token is not complete yet
+  probing_method_ = false;
+  error_status_ = sp != std::string::npos && all_tchar ? 501 : 400;
+  error_reason_ = error_status_ == 501 ? "method not implemented" : "invalid method";
+  return Status::Error;
+}
+
+// RFC 9112 5.2: a line starting with SP or HTAB inside the header section (obsolete line
+// folding, or whitespace before the first field) is rejected. llhttp 8 would accept it.
+bool RequestParser::scan_for_folding(const char* data, size_t len) {
+  size_t i = 0;
+  while (i < len && !fold_scan_done_) {
+    if (after_lf_) {
+      char c = data[i];
+      after_lf_ = false;
+      if (c == ' ' || c == '\t') return true;
+      if (c == '\r' || c == '\n') {
+        fold_scan_done_ = true;  // end of the header section: the body may hold anything
+        return false;
+      }
+    }
+    const void* lf = std::memchr(data + i, '\n', len - i);
+    if (lf == nullptr) return false;
+    i = static_cast<size_t>(static_cast<const char*>(lf) - data) + 1;
+    after_lf_ = true;
+  }
+  return false;
 }
 
 std::string RequestParser::request_line() const {
@@ -175,49 +239,53 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
+// Header callbacks. After the headers (trailers of a chunked body) fields are checked against the
+// limits but not stored: WSGI has no place for them.
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self(p);
-  if (!r->in_value_ && r->field_start_ == 0) {
-    if (r->limits_.header_fields && r->spans_.size() >= r->limits_.header_fields)
+  if (!r->field_open_) {
+    size_t count = r->headers_done_ ? r->trailer_count_++ : r->spans_.size();
+    if (r->limits_.header_fields && count >= r->limits_.header_fields)
       return r->fail(431, "more header fields than limit_request_fields");
-    r->field_start_ = static_cast<uint32_t>(r->arena_.size()) + 1;  // +1: 0 means "none"
-    r->spans_.push_back({static_cast<uint32_t>(r->arena_.size()), 0, 0, 0});
+    r->field_open_ = true;
+    r->cur_ = {static_cast<uint32_t>(r->arena_.size()), 0, 0, 0};
   }
-  r->arena_.append(at, len);
-  r->spans_.back().name_len += static_cast<uint32_t>(len);
-  if (r->limits_.field_size && r->spans_.back().name_len + 2 > r->limits_.field_size)
+  if (!r->headers_done_) r->arena_.append(at, len);
+  r->cur_.name_len += static_cast<uint32_t>(len);
+  if (r->limits_.field_size && r->cur_.name_len + 2 > r->limits_.field_size)
     return r->fail(431, "header field larger than limit_request_field_size");
   return 0;
 }
 
 int RequestParser::on_header_field_complete(llhttp_t* p) {
   auto* r = self(p);
-  r->in_value_ = true;
-  r->spans_.back().value_off = static_cast<uint32_t>(r->arena_.size());
+  if (!r->field_open_ || r->cur_.name_len == 0) return r->fail(400, "empty header name");
+  r->cur_.value_off = static_cast<uint32_t>(r->arena_.size());
   return 0;
 }
 
 int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* r = self(p);
-  r->arena_.append(at, len);
-  auto& s = r->spans_.back();
-  s.value_len += static_cast<uint32_t>(len);
-  if (r->limits_.field_size && s.name_len + s.value_len + 2 > r->limits_.field_size)
+  if (!r->headers_done_) r->arena_.append(at, len);
+  r->cur_.value_len += static_cast<uint32_t>(len);
+  if (r->limits_.field_size && r->cur_.name_len + r->cur_.value_len + 2 > r->limits_.field_size)
     return r->fail(431, "header field larger than limit_request_field_size");
   return 0;
 }
 
 int RequestParser::on_header_value_complete(llhttp_t* p) {
   auto* r = self(p);
-  auto& s = r->spans_.back();
+  if (!r->field_open_) return r->fail(400, "empty header name");
+  r->field_open_ = false;
+  if (r->headers_done_) return 0;
+  Span& s = r->cur_;
   // llhttp strips leading whitespace; strip trailing SP / HTAB only (RFC 9110 5.5).
   while (s.value_len > 0) {
     char c = r->arena_[s.value_off + s.value_len - 1];
     if (c != ' ' && c != '\t') break;
     --s.value_len;
   }
-  r->in_value_ = false;
-  r->field_start_ = 0;
+  r->spans_.push_back(s);
   return 0;
 }
 

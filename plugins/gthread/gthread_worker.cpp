@@ -48,6 +48,7 @@
 #include <alicorn/worker_io.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -93,8 +94,11 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct Worker;
+
 struct Conn {
   enum class State { Parked, Queued, Active };
+  Worker* w = nullptr;
   int fd = -1;
   alicorn_session* s = nullptr;
   State state = State::Parked;
@@ -274,6 +278,43 @@ bool send_output(Worker* w, Conn* c) {
   }
 }
 
+// wsgi.input reads the request body straight from the socket (ABI 1.1 conn_info.recv/send),
+// called by the host inside session_run on the thread serving the connection. The request's
+// read budget still applies: a client trickling its body is cut off like one trickling its
+// headers, and a shutdown() at a fast stop ends the wait.
+ssize_t conn_recv(void* io, void* buf, size_t len) {
+  auto* c = static_cast<Conn*>(io);
+  if (c->req_deadline == 0) c->req_deadline = now_ms() + c->w->request_ms;
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+    if (n > 0) {
+      c->req_deadline += n * 1000 / kBudgetBytesPerSecond;
+      return n;
+    }
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    int64_t left = c->req_deadline - now_ms();
+    if (left <= 0) return -ETIMEDOUT;
+    pollfd p{c->fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(std::min<int64_t>(left, INT_MAX))) < 0 && errno != EINTR)
+      return -errno;
+  }
+}
+
+// Interim responses (100 Continue) on the blocking socket; SO_SNDTIMEO bounds a stall.
+ssize_t conn_send(void* io, const void* buf, size_t len) {
+  auto* c = static_cast<Conn*>(io);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = send(c->fd, static_cast<const char*>(buf) + done, len - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
 // Serve a connection the poller found readable (or gave up on) until it must wait again.
 void serve(Worker* w, Conn* c, char* buf) {
   const alicorn_host_api* h = w->host;
@@ -393,6 +434,13 @@ void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_unt
   info.peer = reinterpret_cast<sockaddr*>(&peer);
   info.peer_len = len;
   auto* c = new (std::nothrow) Conn();
+  if (c != nullptr) {
+    c->w = w;
+    c->fd = fd;
+  }
+  info.io = c;
+  info.recv = conn_recv;
+  info.send = conn_send;
   alicorn_session* s = c != nullptr ? w->host->session_new(w->ctx, &info) : nullptr;
   if (s == nullptr) {
     delete c;
@@ -400,7 +448,6 @@ void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_unt
     log_msg(w, ALICORN_LOG_ERROR, "gthread worker: out of memory for a new connection");
     return;
   }
-  c->fd = fd;
   c->s = s;
   {
     std::lock_guard<std::mutex> lock(w->mu);

@@ -24,8 +24,10 @@
 //       linger   after a Connection: close response we shut down our side and discard what the
 //                client still sends until it closes, so the response is not lost to a reset
 //                                                                   2 s at most
-//   * Signals: a uv_poll on the host's wake fd; poll_signals also runs once per loop iteration
-//     in which a request was served (max_requests) and on every tick (parent gone).
+//   * Signals: a uv_poll on the host's wake fd; poll_signals also runs on every tick (parent
+//     gone) and once per loop iteration in which a response ended without keep-alive: once
+//     max_requests is reached the host stops keeping connections, so that is where it shows,
+//     and keep-alive traffic pays no syscall for it.
 //
 // No C++ exception crosses into libuv or the host: the code below does not throw (nothrow new,
 // no growing containers after create), and the entry points catch everything.
@@ -140,7 +142,7 @@ struct Worker {
   bool listeners_closed = false;
   bool stopping = false;
   bool finishing = false;
-  bool served = false;     // a request ran since the last poll_signals
+  bool closing_response = false;  // a response ended without keep-alive: poll_signals soon
   bool sweep_due = false;  // the tick asked for a timeout sweep
   uint64_t last_accept_error_log = 0;
   Conn* pool = nullptr;
@@ -392,6 +394,9 @@ Step response_done(Conn* c, int* rc) noexcept {
     *rc = w->host->session_feed(c->s, nullptr, 0);
     return kContinue;
   }
+  // Not kept: the client asked, or the host is stopping (max_requests sets STOP_GRACEFUL before
+  // the app runs, so this response is the first to say close). Ask the host once this turn.
+  w->closing_response = true;
   start_linger(c);
   return kGone;
 }
@@ -416,7 +421,6 @@ void process(Conn* c, int rc) noexcept {
         list_remove(w, c);
         c->phase = Phase::Responding;
         c->in_response = true;
-        w->served = true;
         int r = w->host->session_run(c->s);
         if (r < 0) {
           close_conn(c, r);
@@ -689,9 +693,9 @@ void on_check(uv_check_t* h) noexcept {
     w->sweep_due = false;
     sweep(w);
   }
-  if (w->served) {
-    w->served = false;
-    check_signals(w);  // max_requests turns into STOP_GRACEFUL here
+  if (w->closing_response) {
+    w->closing_response = false;
+    check_signals(w);  // max_requests shows up here (see response_done)
   }
 }
 

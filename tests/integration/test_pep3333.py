@@ -290,6 +290,8 @@ class Pep3333Tests:
         self.assertNotIn(b"must never be sent", resp.body)
         self.assertFalse(resp.complete, "the response was completed instead of cut: %r\n%s"
                          % (resp, server.describe()))
+        # start_response re-raised the app's exception, which ended the generator
+        server.wait_log(r"ValueError: late failure after the headers were sent", timeout=5)
         self.assertEqual(self.pid_of(server), pid, server.describe())
 
     def test_start_response_twice_without_exc_info_is_500(self):
@@ -388,6 +390,17 @@ class Pep3333Tests:
         status, _, body, _ = self.get(server, "/")
         self.assertEqual(status, 500, server.describe())
         self.assertNotIn(b"should not be sent", body)
+
+    def test_iterable_advanced_in_the_thread_state_of_the_app_call(self):
+        # Not PEP 3333 text, but what Gunicorn does and what Flask's stream_with_context and
+        # thread-local / contextvar state in apps rely on.
+        server = self.serve("thread_affinity")
+        status, _, body, _ = self.get(server, "/?tok")
+        self.assertEqual(status, 200, server.describe())
+        seen = json.loads(body.strip())
+        expected = [{"same_thread": True, "local": True, "contextvar": True}] * 5
+        self.assertEqual(seen, expected, "per-step view of the generator: same OS thread, "
+                         "threading.local and ContextVar set by the app still visible")
 
     # -- application errors --------------------------------------------------------------------
     def test_exception_before_the_response_is_500_and_worker_survives(self):

@@ -93,6 +93,9 @@ class RequestParser {
     return std::string_view(arena_).substr(off, len);
   }
   int fail(int status, std::string reason);
+  Status probe_method(const char* data, size_t len, size_t& consumed);
+  bool scan_for_folding(const char* data, size_t len);
+  static constexpr size_t kMethodProbe = 32;
   bool append_body(const char* at, size_t len);
   void finish_headers_views();
 
@@ -106,10 +109,16 @@ class RequestParser {
     uint32_t name_off, name_len, value_off, value_len;
   };
   std::vector<Span> spans_;
+  Span cur_{};                 // the field being parsed
+  bool field_open_ = false;    // cur_ has name bytes
+  size_t trailer_count_ = 0;
+  bool after_lf_ = false;      // obs-fold scan state, across feeds
+  bool fold_scan_done_ = false;
+  bool probing_method_ = false;
+  bool method_probe_done_ = false;
+  std::string method_probe_;   // the first bytes of the request line, to classify a bad method
   std::vector<HttpHeader> headers_;
   uint32_t target_off_ = 0, target_len_ = 0;
-  uint32_t field_start_ = 0;
-  bool in_value_ = false;
   std::string_view method_;
   bool headers_done_ = false;
   bool complete_ = false;
