@@ -1,5 +1,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include "alicorn/http_session.hpp"
 
@@ -10,8 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <ctime>
+#include <unordered_map>
 #include <fmt/format.h>
 #include <string_view>
 #include <vector>
@@ -52,6 +55,15 @@ struct WsgiGlobals {
   ALICORN_KEYS(ALICORN_DECLARE_KEY)
 #undef ALICORN_DECLARE_KEY
   PyObject* k_wsgi_input = nullptr;
+  PyObject* str_close = nullptr;
+  PyObject* empty_str = nullptr;
+  std::array<PyObject*, 64> methods{};  // by llhttp method id
+  // Raw header name -> environ key (nullptr: dropped). Names arrive in few spellings.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_map<std::string, PyObject*, Hash, std::equal_to<>> header_keys;
 };
 
 }  // namespace
@@ -119,6 +131,14 @@ struct alicorn_session {
   size_t input_offset = 0;             // consumed prefix of parser.body_buffer()
   std::string recv_buf;
   PyObject* input = nullptr;           // this request's wsgi.input when streaming
+  // Python objects reused for every request on this connection (dropped with the GIL in free).
+  bool app_active = false;             // inside the app call or its iterable: start_response ok
+  PyObject* write_callable = nullptr;  // start_response's return value
+  PyObject* py_remote_addr = nullptr;
+  PyObject* py_remote_port = nullptr;
+  std::string cached_host;             // Host of the previous request, and what it gave
+  PyObject* py_server_name = nullptr;
+  PyObject* py_server_port = nullptr;
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
@@ -130,14 +150,22 @@ namespace {
 // start_response
 
 struct StartResponseObject {
-  PyObject_HEAD alicorn_session* session;
+  PyObject_HEAD vectorcallfunc vectorcall;
+  alicorn_session* session;
 };
+
+// RFC 9110 tchar: what a header name may be made of.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  constexpr std::string_view separators = "()<>@,;:\\\"/[]?={}";
+  for (int c = 33; c < 127; ++c) t[static_cast<size_t>(c)] = separators.find(static_cast<char>(c)) == std::string_view::npos;
+  return t;
+}();
 
 bool valid_header_name(std::string_view name) {
   if (name.empty()) return false;
-  for (unsigned char c : name) {
-    if (c <= 32 || c >= 127 || std::strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) return false;
-  }
+  for (unsigned char c : name)
+    if (!kTokenChars[c]) return false;
   return true;
 }
 
@@ -170,14 +198,38 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
-PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"status", "headers", "exc_info", nullptr};
-  PyObject *status = nullptr, *headers = nullptr, *exc_info = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response",
-                                   const_cast<char**>(kwlist), &status, &headers, &exc_info))
+PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                              PyObject* kwnames) {
+  // start_response(status, headers, exc_info=None), positional or by keyword.
+  PyObject* params[3] = {nullptr, nullptr, Py_None};
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs > 3) {
+    PyErr_SetString(PyExc_TypeError, "start_response() takes at most 3 arguments");
     return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < nargs; ++i) params[i] = args[i];
+  for (Py_ssize_t i = 0; i < nkw; ++i) {
+    const char* name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i));
+    int slot = name == nullptr                       ? -1
+               : std::strcmp(name, "status") == 0   ? 0
+               : std::strcmp(name, "headers") == 0  ? 1
+               : std::strcmp(name, "exc_info") == 0 ? 2
+                                                     : -1;
+    if (slot < 0 || slot < nargs) {
+      PyErr_Format(PyExc_TypeError, "start_response() got an unexpected keyword argument %R",
+                   PyTuple_GET_ITEM(kwnames, i));
+      return nullptr;
+    }
+    params[slot] = args[nargs + i];
+  }
+  if (params[0] == nullptr || params[1] == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "start_response() needs status and headers");
+    return nullptr;
+  }
+  PyObject *status = params[0], *headers = params[1], *exc_info = params[2];
   alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
-  if (s == nullptr) {
+  if (s == nullptr || !s->app_active) {
     PyErr_SetString(PyExc_RuntimeError, "start_response called after the response ended");
     return nullptr;
   }
@@ -265,12 +317,13 @@ PyObject* start_response_call(PyObject* self, PyObject* args, PyObject* kwargs) 
   r.app_close = app_close;
   r.app_length = app_length;
   r.started = true;
-  return PyObject_GetAttrString(self, "write");
+  Py_INCREF(s->write_callable);
+  return s->write_callable;
 }
 
 PyObject* start_response_write(PyObject* self, PyObject* data) {
   alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
-  if (s == nullptr || !s->r.started) {
+  if (s == nullptr || !s->app_active || !s->r.started) {
     PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
     return nullptr;
   }
@@ -284,18 +337,23 @@ PyObject* start_response_write(PyObject* self, PyObject* data) {
   Py_RETURN_NONE;
 }
 
-PyMethodDef start_response_methods[] = {
-    {"write", start_response_write, METH_O, "Write body bytes (legacy PEP 3333 API)."},
-    {nullptr, nullptr, 0, nullptr}};
+PyMethodDef write_def = {"write", start_response_write, METH_O,
+                         "Write body bytes (the legacy PEP 3333 write callable)."};
+
+PyMemberDef start_response_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET,
+     static_cast<Py_ssize_t>(offsetof(StartResponseObject, vectorcall)), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
 
 PyType_Slot start_response_slots[] = {
-    {Py_tp_call, reinterpret_cast<void*>(start_response_call)},
-    {Py_tp_methods, start_response_methods},
+    {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
+    {Py_tp_members, start_response_members},
     {Py_tp_doc, const_cast<char*>("alicorn start_response callable")},
     {0, nullptr}};
 
 PyType_Spec start_response_spec = {"alicorn.StartResponse", sizeof(StartResponseObject), 0,
-                                   Py_TPFLAGS_DEFAULT, start_response_slots};
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+                                   start_response_slots};
 
 // ---------------------------------------------------------------------------------------------
 // wsgi.input that reads the request body from the connection as the app asks for it.
@@ -557,13 +615,24 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
+PyObject* finish_environ(alicorn_session* s, PyObject* env);
+
 PyObject* build_environ(alicorn_session* s) {
   WsgiGlobals* g = s->g;
   const RequestParser& p = s->parser;
   PyObject* env = PyDict_Copy(g->template_env);
   if (env == nullptr) return nullptr;
 
-  set_item(env, g->k_REQUEST_METHOD, latin1_str(p.method()));
+  {
+    auto id = static_cast<size_t>(p.method_id());
+    PyObject* method = id < g->methods.size() ? g->methods[id] : nullptr;
+    if (method == nullptr) {
+      method = PyUnicode_InternFromString(std::string(p.method()).c_str());
+      if (id < g->methods.size()) g->methods[id] = method;
+    }
+    if (id < g->methods.size()) Py_XINCREF(method);
+    set_item(env, g->k_REQUEST_METHOD, method);
+  }
   std::string_view target = p.target();
   set_item(env, g->k_RAW_URI, latin1_str(target));
   std::string_view path = target;
@@ -578,36 +647,66 @@ PyObject* build_environ(alicorn_session* s) {
     query = path.substr(q + 1);
     path = path.substr(0, q);
   }
-  std::string decoded = percent_decode(path);
-  std::string_view path_info = decoded;
+  std::string decoded;
+  std::string_view path_info = path;
+  if (path.find('%') != std::string_view::npos) {
+    decoded = percent_decode(path);
+    path_info = decoded;
+  }
   if (!g->script_name.empty() && path_info.starts_with(g->script_name))
     path_info.remove_prefix(g->script_name.size());
   set_item(env, g->k_PATH_INFO, latin1_str(path_info));
-  set_item(env, g->k_QUERY_STRING, latin1_str(query));
+  if (query.empty()) {
+    Py_INCREF(g->empty_str);
+    set_item(env, g->k_QUERY_STRING, g->empty_str);
+  } else {
+    set_item(env, g->k_QUERY_STRING, latin1_str(query));
+  }
   PyObject* proto = p.http_minor() == 0 ? g->protocol_10 : g->protocol_11;
   Py_INCREF(proto);
   set_item(env, g->k_SERVER_PROTOCOL, proto);
-  set_item(env, g->k_REMOTE_ADDR, latin1_str(s->remote_addr));
-  set_item(env, g->k_REMOTE_PORT, latin1_str(s->remote_port));
+  if (s->py_remote_addr == nullptr) {
+    s->py_remote_addr = latin1_str(s->remote_addr);
+    s->py_remote_port = latin1_str(s->remote_port);
+  }
+  Py_XINCREF(s->py_remote_addr);
+  set_item(env, g->k_REMOTE_ADDR, s->py_remote_addr);
+  Py_XINCREF(s->py_remote_port);
+  set_item(env, g->k_REMOTE_PORT, s->py_remote_port);
 
   std::string_view host;
-  std::string key;
   for (const auto& h : p.headers()) {
-    PyObject* k = nullptr;
-    if (iequals(h.name, "content-type")) {
-      k = g->k_CONTENT_TYPE;
-      Py_INCREF(k);
-    } else if (iequals(h.name, "content-length")) {
-      k = g->k_CONTENT_LENGTH;
-      Py_INCREF(k);
+    if (h.name.size() == 4 && iequals(h.name, "host")) host = h.value;
+    PyObject* k;
+    if (auto it = g->header_keys.find(h.name); it != g->header_keys.end()) {
+      k = it->second;
     } else {
-      // A name with '_' could pose as one with '-' once both become '_': drop it.
-      if (h.name.find('_') != std::string_view::npos) continue;
-      key.assign("HTTP_");
-      for (char c : h.name) key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-      k = PyUnicode_InternFromString(key.c_str());
-      if (iequals(h.name, "host")) host = h.value;
+      if (iequals(h.name, "content-type")) {
+        k = g->k_CONTENT_TYPE;
+        Py_INCREF(k);
+      } else if (iequals(h.name, "content-length")) {
+        k = g->k_CONTENT_LENGTH;
+        Py_INCREF(k);
+      } else if (h.name.find('_') != std::string_view::npos) {
+        // A name with '_' could pose as one with '-' once both become '_': drop it.
+        k = nullptr;
+      } else {
+        std::string key("HTTP_");
+        for (char c : h.name)
+          key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+        k = PyUnicode_InternFromString(key.c_str());
+      }
+      if (g->header_keys.size() < 1024) g->header_keys.emplace(std::string(h.name), k);
+      else if (k == nullptr) continue;
+      else {
+        // The cache is full (a client inventing names): use the key once.
+        PyObject* existing = PyDict_GetItem(env, k);
+        set_item(env, k, existing ? nullptr : latin1_str(h.value));
+        Py_DECREF(k);
+        continue;
+      }
     }
+    if (k == nullptr) continue;
     PyObject* existing = PyDict_GetItem(env, k);  // borrowed
     if (existing != nullptr && PyUnicode_Check(existing)) {
       std::string joined;
@@ -618,9 +717,15 @@ PyObject* build_environ(alicorn_session* s) {
     } else {
       set_item(env, k, latin1_str(h.value));
     }
-    Py_DECREF(k);
   }
   // SERVER_NAME / SERVER_PORT come from Host when the client sent it, as in Gunicorn.
+  if (s->py_server_name != nullptr && host == s->cached_host) {
+    Py_INCREF(s->py_server_name);
+    set_item(env, g->k_SERVER_NAME, s->py_server_name);
+    Py_INCREF(s->py_server_port);
+    set_item(env, g->k_SERVER_PORT, s->py_server_port);
+    return finish_environ(s, env);
+  }
   std::string_view server_name, server_port;
   const auto& l = s->ctx->listeners->items()[s->listener_index];
   if (!host.empty()) {
@@ -640,9 +745,22 @@ PyObject* build_environ(alicorn_session* s) {
     server_name = l.server_name;
     server_port = l.server_port;
   }
-  set_item(env, g->k_SERVER_NAME, latin1_str(server_name));
-  set_item(env, g->k_SERVER_PORT, latin1_str(server_port));
+  Py_XDECREF(s->py_server_name);
+  Py_XDECREF(s->py_server_port);
+  s->cached_host.assign(host);
+  s->py_server_name = latin1_str(server_name);
+  s->py_server_port = latin1_str(server_port);
+  Py_XINCREF(s->py_server_name);
+  set_item(env, g->k_SERVER_NAME, s->py_server_name);
+  Py_XINCREF(s->py_server_port);
+  set_item(env, g->k_SERVER_PORT, s->py_server_port);
+  return finish_environ(s, env);
+}
 
+// wsgi.input, and the final error check.
+PyObject* finish_environ(alicorn_session* s, PyObject* env) {
+  WsgiGlobals* g = s->g;
+  const RequestParser& p = s->parser;
   std::string_view body = p.body();
   PyObject* input = nullptr;
   if (s->streaming && !s->parser.message_complete()) {
@@ -690,20 +808,21 @@ void close_result(alicorn_session* s) {
   Response& r = s->r;
   Py_CLEAR(r.iter);
   if (r.result != nullptr) {
-    if (PyObject_HasAttrString(r.result, "close")) {
-      PyObject* ret = PyObject_CallMethod(r.result, "close", nullptr);
+    PyObject* close = nullptr;
+    if (!PyList_CheckExact(r.result) && !PyTuple_CheckExact(r.result) &&
+        _PyObject_LookupAttr(r.result, s->g->str_close, &close) > 0) {
+      PyObject* ret = PyObject_CallNoArgs(close);
+      Py_DECREF(close);
       if (ret == nullptr) {
         std::string tb = python::take_exception();
         log::error().error("Error closing the response iterable:\n{}", tb);
       }
       Py_XDECREF(ret);
     }
+    PyErr_Clear();
     Py_CLEAR(r.result);
   }
-  if (s->start_response != nullptr) {
-    reinterpret_cast<StartResponseObject*>(s->start_response)->session = nullptr;
-    Py_CLEAR(s->start_response);
-  }
+  s->app_active = false;
   if (s->input != nullptr) {
     reinterpret_cast<InputObject*>(s->input)->session = nullptr;
     Py_CLEAR(s->input);
@@ -890,17 +1009,25 @@ void run_app(alicorn_session* s) {
     error_response(s, 500, "");
     return;
   }
-  auto* sr = PyObject_New(StartResponseObject,
-                          reinterpret_cast<PyTypeObject*>(g->start_response_type));
-  if (sr == nullptr) {
-    Py_DECREF(env);
-    python::take_exception();
-    error_response(s, 500, "");
-    return;
+  if (s->start_response == nullptr) {
+    auto* sr = PyObject_New(StartResponseObject,
+                            reinterpret_cast<PyTypeObject*>(g->start_response_type));
+    if (sr != nullptr) {
+      sr->vectorcall = start_response_call;
+      sr->session = s;
+      s->start_response = reinterpret_cast<PyObject*>(sr);
+      s->write_callable = PyCFunction_New(&write_def, s->start_response);
+    }
+    if (s->write_callable == nullptr) {
+      Py_DECREF(env);
+      python::take_exception();
+      error_response(s, 500, "");
+      return;
+    }
   }
-  sr->session = s;
-  s->start_response = reinterpret_cast<PyObject*>(sr);
-  r.result = PyObject_CallFunctionObjArgs(g->app, env, s->start_response, nullptr);
+  s->app_active = true;
+  PyObject* args[2] = {env, s->start_response};
+  r.result = PyObject_Vectorcall(g->app, args, 2, nullptr);
   Py_DECREF(env);
   bool complete = false;
   if (r.result != nullptr && r.started && Py_TYPE(r.result) == reinterpret_cast<PyTypeObject*>(g->file_wrapper) &&
@@ -997,6 +1124,8 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   ALICORN_KEYS(ALICORN_INTERN_KEY)
 #undef ALICORN_INTERN_KEY
   g->k_wsgi_input = PyUnicode_InternFromString("wsgi.input");
+  g->str_close = PyUnicode_InternFromString("close");
+  g->empty_str = PyUnicode_New(0, 0);
   g->protocol_11 = PyUnicode_InternFromString("HTTP/1.1");
   g->protocol_10 = PyUnicode_InternFromString("HTTP/1.0");
   g->start_response_type = PyType_FromSpec(&start_response_spec);
@@ -1280,10 +1409,18 @@ void session_free(alicorn_session* s) {
   if (s == nullptr) return;
   retire_chunks(s);
   if (!s->held.empty() || s->r.result != nullptr || s->start_response != nullptr ||
-      s->input != nullptr) {
+      s->input != nullptr || s->py_remote_addr != nullptr) {
     python::Gil gil;
     close_result(s);
     drop_held(s);
+    if (s->start_response != nullptr)
+      reinterpret_cast<StartResponseObject*>(s->start_response)->session = nullptr;
+    Py_CLEAR(s->start_response);
+    Py_CLEAR(s->write_callable);
+    Py_CLEAR(s->py_remote_addr);
+    Py_CLEAR(s->py_remote_port);
+    Py_CLEAR(s->py_server_name);
+    Py_CLEAR(s->py_server_port);
   }
   delete s;
 }

@@ -157,7 +157,18 @@ PyObject* load_app(const AppSpec& spec) {
 
 void release_gil() { PyEval_SaveThread(); }
 
-Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}
+Gil::Gil() {
+  // Give each thread one Python thread state for its whole life: without this pin,
+  // PyGILState_Release would destroy a pool thread's state after every call, costing time and
+  // losing thread-locals and contextvars between the app call and the iteration of its result.
+  thread_local bool pinned = false;
+  if (!pinned) {
+    PyGILState_Ensure();
+    PyEval_SaveThread();
+    pinned = true;
+  }
+  state_ = static_cast<int>(PyGILState_Ensure());
+}
 Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
 
 void before_fork() { PyOS_BeforeFork(); }

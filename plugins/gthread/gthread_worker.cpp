@@ -14,16 +14,20 @@
 //   heartbeat, signals, the connection cap.      or close it.
 //
 // Differences from Gunicorn's gthread, on purpose:
-//  * A thread never waits for a slow client. Whenever a read would block (a fresh connection,
-//    a request that is only partly in, an idle keep-alive connection) the connection goes back
-//    to the poller, so a client trickling its request costs an fd, not a thread.
-//  * Every parked connection has a deadline, including fresh ones (Gunicorn's poller keeps a
-//    connection that never sends a byte forever):
+//  * A thread never waits for a slow client's request head. Whenever a read would block (a
+//    fresh connection, headers only partly in, an idle keep-alive connection) the connection
+//    goes back to the poller, so a client trickling its headers costs an fd, not a thread.
+//    The body is read by the app itself, straight from the socket (ABI 1.1 conn_info.recv:
+//    wsgi.input streams, and `100 Continue` goes out only when the app reads), on its thread.
+//  * Every request has a read budget and every parked connection a deadline, including fresh
+//    ones (Gunicorn's poller keeps a connection that never sends a byte forever):
 //      - idle between requests: --keep-alive seconds;
-//      - reading a request (fresh connection included): a read budget of --timeout seconds
-//        (30 s when --timeout is 0), extended by 1 s for every 16 KiB received, so a large
-//        upload at 128 kbit/s or more is never cut while a client trickling its headers (at
-//        most ~800 KB with the default limits) is dropped after --timeout + 50 s at worst.
+//      - reading a request, head and body (a fresh connection included): --timeout seconds
+//        (30 s when --timeout is 0) from its first byte, extended by 1 s for every 16 KiB
+//        received, so an upload at 128 kbit/s or more is never cut while a client trickling
+//        its headers (at most ~800 KB with the default limits) is dropped after --timeout +
+//        50 s at worst. When the budget runs out while the app reads the body, its read fails
+//        (the host answers 500 and closes).
 //    Writes use SO_SNDTIMEO with the same --timeout (30 s) as a stall limit.
 //  * Pipelined requests already buffered by the session are answered before the connection is
 //    parked (Gunicorn loses them), in order.
@@ -190,8 +194,12 @@ void set_listening(Worker* w, bool on) {
       // Several workers watch the same sockets: wake one of them, not all.
       ev.events = EPOLLIN | EPOLLEXCLUSIVE;
       ev.data.u64 = kTagListener0 + i;
-      if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev) != 0 && errno != EEXIST)
-        log_errno(w, "epoll_ctl(ADD listener)");
+      int rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
+      if (rc != 0 && errno == EINVAL) {  // a kernel without EPOLLEXCLUSIVE (< 4.5)
+        ev.events = EPOLLIN;
+        rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
+      }
+      if (rc != 0 && errno != EEXIST) log_errno(w, "epoll_ctl(ADD listener)");
     } else {
       epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[i], nullptr);
     }

@@ -3,9 +3,10 @@
 // session_run, ALICORN_CAP_NONBLOCKING).
 //
 // Layout
-//   * Listeners: a uv_poll per inherited listening fd and accept4() ourselves (the fds are shared
-//     with the other workers, so EAGAIN is normal). Accepting stops at worker_connections and
-//     resumes below it.
+//   * Listeners: the inherited listening fds are shared with the other workers. They sit with
+//     EPOLLEXCLUSIVE in an outer epoll that also holds libuv's backend fd (see serve()), so a
+//     new connection wakes one idle worker; we accept4() ourselves (EAGAIN is still normal).
+//     Accepting stops at worker_connections and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
 //     land in one per-loop buffer (the session copies what it keeps). Output is written at once
 //     with uv_try_write (one writev for all the iovs); only what the socket does not take goes
@@ -34,6 +35,7 @@
 #include <alicorn/worker.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -55,12 +57,13 @@ static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base));
 static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
-constexpr int kAcceptBatch = 1;                // accepts per readiness event and listener
+constexpr int kAcceptBatch = 16;                // accepts per readiness event and listener
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
 constexpr uint64_t kLingerMs = 2000;
 constexpr uint64_t kDefaultRequestTimeoutMs = 30000;  // when --timeout is 0
 constexpr uint64_t kAcceptRetryMs = 100;        // pause after EMFILE and friends
 constexpr size_t kPoolMax = 1024;               // closed connections kept for reuse
+constexpr uint64_t kBackendTag = ~uint64_t{0};  // epoll tag of libuv's backend fd
 
 struct Worker;
 
@@ -109,12 +112,11 @@ struct List {
 };
 
 struct Listener {
-  uv_poll_t poll;
   Worker* w;
   int fd;
   uint32_t index;
   bool is_unix;
-  bool initialized;
+  bool watched;  // in Worker::epfd
 };
 
 struct Worker {
@@ -125,6 +127,8 @@ struct Worker {
   bool loop_ready = false;
   Listener* listeners = nullptr;
   uint32_t nlisteners = 0;
+  int epfd = -1;  // the outer epoll: the loop's backend fd and the listeners (EPOLLEXCLUSIVE)
+  uint32_t listen_flags = EPOLLIN | EPOLLEXCLUSIVE;
   uv_poll_t wake;
   uv_timer_t tick;
   uv_timer_t grace;
@@ -137,7 +141,7 @@ struct Worker {
   uint32_t nconns = 0;
   uint32_t max_conns = 1000;
   uint64_t tick_ms = 1000;
-  bool accepting = false;      // listener polls started
+  bool accepting = false;      // listeners in epfd
   bool accept_paused = false;  // backing off after EMFILE
   bool listeners_closed = false;
   bool stopping = false;
@@ -523,21 +527,35 @@ void open_conn(Worker* w, Listener* l, int fd, const sockaddr* peer, socklen_t p
 
 void pause_accept(Worker* w) noexcept {
   if (!w->accepting) return;
-  for (uint32_t i = 0; i < w->nlisteners; ++i) uv_poll_stop(&w->listeners[i].poll);
+  for (uint32_t i = 0; i < w->nlisteners; ++i) {
+    Listener& l = w->listeners[i];
+    if (l.watched) ::epoll_ctl(w->epfd, EPOLL_CTL_DEL, l.fd, nullptr);
+    l.watched = false;
+  }
   w->accepting = false;
 }
 
-void on_listener(uv_poll_t* p, int status, int) noexcept;
-
 void resume_accept(Worker* w) noexcept {
   if (w->accepting || w->stopping || w->listeners_closed || w->accept_paused ||
-      w->nconns >= w->max_conns)
+      w->nconns >= w->max_conns || w->epfd < 0)
     return;
   for (uint32_t i = 0; i < w->nlisteners; ++i) {
-    int r = uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_listener);
-    if (r != 0)
-      logf(w, ALICORN_LOG_ERROR, "uv worker: cannot watch listener %d: %s", w->listeners[i].fd,
-           uv_strerror(r));
+    Listener& l = w->listeners[i];
+    epoll_event ev{};
+    ev.events = w->listen_flags;
+    ev.data.u64 = i;
+    int r = ::epoll_ctl(w->epfd, EPOLL_CTL_ADD, l.fd, &ev);
+    if (r != 0 && errno == EINVAL && (w->listen_flags & EPOLLEXCLUSIVE)) {
+      w->listen_flags &= ~static_cast<uint32_t>(EPOLLEXCLUSIVE);  // kernel before 4.5
+      ev.events = w->listen_flags;
+      r = ::epoll_ctl(w->epfd, EPOLL_CTL_ADD, l.fd, &ev);
+    }
+    if (r != 0 && errno != EEXIST) {
+      logf(w, ALICORN_LOG_ERROR, "uv worker: cannot watch listener %d: %s", l.fd,
+           std::strerror(errno));
+      continue;
+    }
+    l.watched = true;
   }
   w->accepting = true;
 }
@@ -548,14 +566,11 @@ void on_accept_retry(uv_timer_t* t) noexcept {
   resume_accept(w);
 }
 
-void on_listener(uv_poll_t* p, int status, int) noexcept {
-  Listener* l = static_cast<Listener*>(p->data);
+// The listener is readable: accept a few (the other workers were possibly woken too).
+void accept_ready(Listener* l) noexcept {
   Worker* w = l->w;
-  if (status < 0) {
-    logf(w, ALICORN_LOG_ERROR, "uv worker: listener %d: %s", l->fd, uv_strerror(status));
-    return;
-  }
   for (int i = 0; i < kAcceptBatch; ++i) {
+    if (!w->accepting) return;
     if (w->nconns >= w->max_conns) {
       pause_accept(w);  // resumed when a connection closes
       return;
@@ -587,10 +602,8 @@ void on_listener(uv_poll_t* p, int status, int) noexcept {
 
 void close_listeners(Worker* w) noexcept {
   if (w->listeners_closed) return;
+  pause_accept(w);
   w->listeners_closed = true;
-  w->accepting = false;
-  for (uint32_t i = 0; i < w->nlisteners; ++i)
-    if (w->listeners[i].initialized) close_handle(reinterpret_cast<uv_handle_t*>(&w->listeners[i].poll));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -728,6 +741,8 @@ void teardown(Worker* w) noexcept {
   w->pool_size = 0;
   delete[] w->listeners;
   w->listeners = nullptr;
+  if (w->epfd >= 0) ::close(w->epfd);
+  w->epfd = -1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -753,6 +768,21 @@ int setup(Worker* w, char* err, size_t err_size) noexcept {
   }
   w->timers_ready = true;
   w->tick.data = w->grace.data = w->accept_retry.data = w->check.data = w;
+
+  w->epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (w->epfd < 0) {
+    std::snprintf(err, err_size, "epoll_create1: %s", std::strerror(errno));
+    return -errno;
+  }
+  {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kBackendTag;
+    if (::epoll_ctl(w->epfd, EPOLL_CTL_ADD, uv_backend_fd(&w->loop), &ev) != 0) {
+      std::snprintf(err, err_size, "cannot watch the loop's backend fd: %s", std::strerror(errno));
+      return -errno;
+    }
+  }
 
   r = uv_poll_init(&w->loop, &w->wake, w->host->wake_fd(w->ctx));
   if (r != 0) {
@@ -782,13 +812,6 @@ int setup(Worker* w, char* err, size_t err_size) noexcept {
       return -errno;
     }
     l.is_unix = ss.ss_family == AF_UNIX;
-    r = uv_poll_init(&w->loop, &l.poll, l.fd);
-    if (r != 0) {
-      std::snprintf(err, err_size, "cannot watch listener fd %d: %s", l.fd, uv_strerror(r));
-      return r;
-    }
-    l.initialized = true;
-    l.poll.data = &l;
   }
 
   uint64_t request_ms = seconds_to_ms(cfg->timeout);
@@ -811,6 +834,32 @@ int setup(Worker* w, char* err, size_t err_size) noexcept {
   }
   w->tick_ms = tick < 10 ? 10 : tick;
   return 0;
+}
+
+// The loop. libuv's own epoll fd sits in an outer epoll beside the listeners, which are
+// registered with EPOLLEXCLUSIVE: the kernel then hands a new connection to one worker that is
+// idle in epoll_wait, instead of waking every worker to race for it. That spreads connections
+// by load (a busy worker is not woken) rather than by scheduler luck. libuv runs one
+// non-blocking turn per wake-up; the outer wait sleeps no longer than libuv's next timer.
+void serve(Worker* w) noexcept {
+  epoll_event events[16];
+  for (;;) {
+    if (uv_run(&w->loop, UV_RUN_NOWAIT) == 0) return;  // every handle closed
+    int timeout = uv_backend_timeout(&w->loop);
+    int n = ::epoll_wait(w->epfd, events, 16, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      logf(w, ALICORN_LOG_ERROR, "uv worker: epoll_wait: %s", std::strerror(errno));
+      fast_stop(w);
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kBackendTag || tag >= w->nlisteners) continue;  // libuv's: the next turn
+      Listener& l = w->listeners[tag];
+      if (l.watched) accept_ready(&l);
+    }
+  }
 }
 
 int uv_worker_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void** worker,
@@ -856,7 +905,7 @@ int uv_worker_run(void* worker) {
     }
     resume_accept(w);
     check_signals(w);  // a signal may have come before the loop started
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    serve(w);
     if (!w->finishing) {
       logf(w, ALICORN_LOG_ERROR, "uv worker: the event loop stopped unexpectedly");
       return 1;
