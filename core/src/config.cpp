@@ -531,6 +531,12 @@ std::string to_yaml(const Config& config) {
   return std::string(out.c_str()) + "\n";
 }
 
+std::vector<SettingInfo> describe_settings() {
+  std::vector<SettingInfo> out;
+  for (const auto& s : kSettings) out.push_back({s.name, s.flags, s.metavar, s.help});
+  return out;
+}
+
 std::vector<std::string> shell_split(const std::string& text) {
   std::vector<std::string> words;
   std::string word;

@@ -98,6 +98,15 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
 // Render every setting as YAML that load_config would read back to the same Config.
 std::string to_yaml(const Config& config);
 
+// One row of the settings table, for generated documentation (docs/, the man page).
+struct SettingInfo {
+  std::string name;     // YAML key, e.g. "worker_class"
+  std::string flags;    // e.g. "-k,--worker-class" (or the positional's name)
+  std::string metavar;  // e.g. "CLASS"; "" for a boolean flag
+  std::string help;     // one line, ending with "[default: ...]" where there is one
+};
+std::vector<SettingInfo> describe_settings();
+
 // Split a string the way a POSIX shell splits words (quotes and backslashes honoured), for
 // ALICORN_CMD_ARGS. Throws ConfigError on an unterminated quote.
 std::vector<std::string> shell_split(const std::string& text);
