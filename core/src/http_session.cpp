@@ -29,6 +29,7 @@ namespace alicorn {
 namespace {
 
 constexpr size_t kCopyBodyLimit = 16 * 1024;  // bodies up to this size ride in the head buffer
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -400,7 +401,6 @@ int input_fill(alicorn_session* s) {
       if (p.expect_continue() && !s->continue_sent) {
         // The app wants the body: now the client may send it.
         s->continue_sent = true;
-        static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         ssize_t n;
         Py_BEGIN_ALLOW_THREADS n = s->io_send(s->io, kContinue, sizeof kContinue - 1);
         Py_END_ALLOW_THREADS if (n < 0) {
@@ -1239,7 +1239,6 @@ int session_feed(alicorn_session* s, const char* data, size_t len) try {
     if (!s->streaming && s->parser.headers_complete() && s->parser.expect_continue() &&
         !s->continue_sent) {
       s->continue_sent = true;
-      s->r.buf.assign("HTTP/1.1 100 Continue\r\n\r\n");
       s->state = State::Interim;
       return ALICORN_FEED_SEND;
     }
@@ -1301,7 +1300,8 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
   out->file_offset = 0;
   out->file_length = 0;
   if (s->state == State::Interim) {
-    out->iov[0] = {r.buf.data(), r.buf.size()};
+    // Static: stays valid however long the plugin takes to write it.
+    out->iov[0] = {const_cast<char*>(kContinue), sizeof kContinue - 1};
     out->iovcnt = 1;
     s->state = State::Reading;
     return ALICORN_PULL_DONE;
