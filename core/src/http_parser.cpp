@@ -301,7 +301,8 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   int hosts = 0;
   for (const auto& h : r->headers_) {
     if (iequals(h.name, "host")) ++hosts;
-    else if (iequals(h.name, "expect") && iequals(h.value, "100-continue")) r->expect_continue_ = true;
+    else if (iequals(h.name, "expect") && iequals(h.value, "100-continue"))
+      r->expect_continue_ = p->http_major == 1 && p->http_minor >= 1;  // 1.0: MUST ignore
   }
   if (hosts > 1) return r->fail(400, "more than one Host header");
   if (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)
