@@ -120,30 +120,32 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   if (error_status_ != 0) return Status::Error;
   if (complete_) return Status::Complete;
   if (probing_method_) return probe_method(data, len, consumed);
-  if (!headers_done_) {
-    if (method_probe_.size() < kMethodProbe && !method_probe_done_) {
-      size_t n = std::min(len, kMethodProbe - method_probe_.size());
-      method_probe_.append(data, n);
-      if (method_probe_.find(' ') != std::string::npos) method_probe_done_ = true;
-    }
-    if (scan_for_folding(data, len)) {
-      consumed = 0;
-      error_status_ = 400;
-      error_reason_ = "obsolete line folding or whitespace at the start of a header line";
-      return Status::Error;
-    }
+  const bool in_headers = !headers_done_;
+  if (in_headers && method_probe_.size() < kMethodProbe && !method_probe_done_) {
+    size_t n = std::min(len, kMethodProbe - method_probe_.size());
+    method_probe_.append(data, n);
+    if (method_probe_.find(' ') != std::string::npos) method_probe_done_ = true;
   }
   if (paused_at_headers_) {
     paused_at_headers_ = false;
     llhttp_resume(&parser_);
   }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  // Look for folded lines only in what llhttp went through, so that whichever problem comes
+  // first in the byte stream decides the answer, however the bytes were split.
+  size_t extent = err == HPE_OK ? len : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+  if (in_headers && scan_for_folding(data, extent)) {
+    consumed = 0;
+    error_status_ = 400;
+    error_reason_ = "obsolete line folding or whitespace at the start of a header line";
+    return Status::Error;
+  }
   if (err == HPE_OK) {
     consumed = len;
     return Status::NeedMore;
   }
   if (err == HPE_PAUSED && (complete_ || paused_at_headers_)) {
-    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+    consumed = extent;
     return complete_ ? Status::Complete : Status::HeadersComplete;
   }
   if (error_status_ == 0) {
@@ -157,9 +159,11 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
       if (st == Status::NeedMore) consumed = len;  // already kept in method_probe_
       return st;
     }
-    error_status_ = status;
     const char* reason = llhttp_get_error_reason(&parser_);
     error_reason_ = reason ? reason : llhttp_errno_name(err);
+    // llhttp files a broken line ending after the version under INVALID_VERSION too.
+    if (status == 505 && error_reason_.find("CRLF") != std::string::npos) status = 400;
+    error_status_ = status;
   }
   return Status::Error;
 }

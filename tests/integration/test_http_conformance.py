@@ -20,7 +20,7 @@ import socket
 import time
 import unittest
 
-from harness import REQUEST_TIMEOUT, START_TIMEOUT, AlicornTestCase, Server, free_port
+from harness import START_TIMEOUT, AlicornTestCase, Server, free_port
 
 APP = "conformance_echo:app"
 MODES = ("whole", "bytewise", "split")
@@ -404,6 +404,9 @@ INVALID_CASES = [
     ("nul_in_target", b"GET /a\x00b HTTP/1.1\r\nHost: example.com\r\n\r\n", {400}),
     # RFC 9112 2.3 / RFC 9110 15.6.6: malformed version 400, unsupported major 505.
     ("bad_version_HTTP/1.x", b"GET / HTTP/1.x\r\nHost: example.com\r\n\r\n", {400, 505}),
+    # A broken line end after a good version is a syntax error, not an unsupported version.
+    ("bad_line_end_after_version", b"GET / HTTP/1.1\r\x01\r\nHost: example.com\r\n\r\n",
+     {400}),
     ("bad_version_http_lowercase", b"GET / http/1.1\r\nHost: example.com\r\n\r\n", {400}),
     ("version_HTTP/2.0", b"GET / HTTP/2.0\r\nHost: example.com\r\n\r\n", {505, 400}),
     ("version_HTTP/3.0", b"GET / HTTP/3.0\r\nHost: example.com\r\n\r\n", {505, 400}),
@@ -527,9 +530,14 @@ class ConformanceMixin:
                     self.assertNotIn(hk, doc["headers"], self.ctx(what, resp))
             else:
                 self.assertEqual(doc[key], value, self.ctx("%s: %s" % (what, key), resp))
-        if not self.KEEPALIVE or data.split(b"\r\n", 1)[0].endswith(b"HTTP/1.0"):
+        if not self.KEEPALIVE:
+            # sync: one request per connection, said in every answer.
             self.assertIn("close", resp.connection_tokens(),
                           self.ctx("%s: no Connection: close" % what, resp))
+            self.assertClosedAfter(conn, resp, what)
+        elif data.split(b"\r\n", 1)[0].endswith(b"HTTP/1.0"):
+            # RFC 9112 9.3: HTTP/1.0 without keep-alive does not persist.
+            self.assertNotIn("keep-alive", resp.connection_tokens(), self.ctx(what, resp))
             self.assertClosedAfter(conn, resp, what)
         return doc
 
