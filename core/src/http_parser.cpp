@@ -148,6 +148,19 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
     consumed = extent;
     return complete_ ? Status::Complete : Status::HeadersComplete;
   }
+  if (error_status_ == 0 && err != HPE_USER && err != HPE_PAUSED && parser_._span_pos0 != nullptr &&
+      parser_._span_cb0 != nullptr) {
+    // llhttp stopped inside a span (target, name or value) it had not handed over yet. Hand it
+    // over now, as a split buffer would have, so a limit it breaks is reported the same way
+    // however the bytes arrived.
+    auto* start = static_cast<const char*>(parser_._span_pos0);
+    const char* stop = llhttp_get_error_pos(&parser_);
+    if (start >= data && stop != nullptr && stop >= start && stop <= data + len) {
+      // llhttp's span callbacks take (parser, start, end), and call ours with the length.
+      using SpanCallback = int (*)(llhttp_t*, const char*, const char*);
+      reinterpret_cast<SpanCallback>(parser_._span_cb0)(&parser_, start, stop);
+    }
+  }
   if (error_status_ == 0) {
     int status = err == HPE_INVALID_VERSION ? 505 : 400;
     // llhttp stops at the first byte that no known method starts with. A well-formed method
