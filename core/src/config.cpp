@@ -21,6 +21,9 @@
 #include <sstream>
 #include <variant>
 
+#include <grp.h>
+#include <pwd.h>
+
 extern char** environ;
 
 namespace alicorn {
@@ -98,6 +101,23 @@ const Setting kSettings[] = {
     {"pidfile", "-p,--pid", &Config::pidfile, "FILE", "Write the master's process id to this file"},
     {"preload_app", "--preload", &Config::preload_app, "",
      "Load the app in the master before forking the workers"},
+    {"hooks", "--hooks", &Config::hooks, "MODULE",
+     "Python module (dotted name or path to a .py file) defining server hooks: on_starting, "
+     "when_ready, pre_fork, post_fork, post_worker_init, worker_int, worker_abort, pre_exec, "
+     "pre_request, post_request, child_exit, worker_exit, nworkers_changed, on_reload, on_exit"},
+    {"daemon", "-D,--daemon", &Config::daemon, "",
+     "Detach the master from the terminal and run in the background"},
+    {"user", "-u,--user", &Config::user, "USER",
+     "Run the workers as this user (a name or a numeric uid) [default: the master's user]"},
+    {"group", "-g,--group", &Config::group, "GROUP",
+     "Run the workers as this group (a name or a numeric gid) [default: the user's primary "
+     "group when --user is given, else the master's group]"},
+    {"umask", "-m,--umask", &Config::umask, "MASK",
+     "File mode mask for unix sockets created by the master, in octal (022, 0o22) [default: 0]"},
+    {"initgroups", "--initgroups", &Config::initgroups, "",
+     "Give the workers the supplementary groups of --user (default: no supplementary groups)"},
+    {"proc_name", "-n,--name", &Config::proc_name, "NAME",
+     "Name shown in the process titles 'alicorn: master [NAME]' [default: the app spec]"},
     {"accesslog", "--access-logfile", &Config::accesslog, "FILE",
      "Access log file, '-' for stdout [default: no access log]"},
     {"access_log_format", "--access-logformat", &Config::access_log_format, "FORMAT",
@@ -212,7 +232,17 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
   const std::string& last = raw.values.empty() ? "" : raw.values.back();
   std::visit(
       overloaded{
-          [&](int Config::*f) { c.*f = to_int(s, last); },
+          [&](int Config::*f) {
+            if (f == &Config::umask) {
+              int mask = parse_umask(last);
+              if (mask < 0)
+                invalid(s, last, "is not a valid umask",
+                        "an octal mode from 0 to 0777, e.g. 022 or 0o22");
+              c.*f = mask;
+            } else {
+              c.*f = to_int(s, last);
+            }
+          },
           [&](double Config::*f) { c.*f = to_seconds(s, last); },
           [&](bool Config::*f) {
             auto b = bool_word(last);
@@ -232,6 +262,13 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
           [&](std::optional<std::string> Config::*f) {
             if (raw.null) c.*f = std::nullopt;
             else c.*f = to_text(s, last);
+            try {
+              if (f == &Config::user && c.user) resolve_user(*c.user);
+              if (f == &Config::group && c.group) resolve_group(*c.group);
+            } catch (const ConfigError& e) {
+              invalid(s, last, e.what(), f == &Config::user ? "a user name or a numeric uid"
+                                                             : "a group name or a numeric gid");
+            }
             if (f == &Config::wsgi_app)
               c.app = c.wsgi_app ? std::optional(parse_app_spec(*c.wsgi_app)) : std::nullopt;
           },
@@ -504,7 +541,10 @@ std::string to_yaml(const Config& config) {
   for (const auto& s : kSettings) {
     out << YAML::Key << s.name << YAML::Value;
     std::visit(overloaded{
-                   [&](int Config::*f) { out << config.*f; },
+                   [&](int Config::*f) {
+                     if (f == &Config::umask) out << fmt::format("0{:03o}", config.*f);
+                     else out << config.*f;
+                   },
                    [&](double Config::*f) {  // shortest text that reads back as the same double
                      char buf[32];
                      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, config.*f);
@@ -529,6 +569,130 @@ std::string to_yaml(const Config& config) {
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+namespace {
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + json_string(items[i]);
+  return out + "]";
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+std::string to_json(const Config& config) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& s : kSettings) {
+    out += first ? "" : ", ";
+    first = false;
+    out += json_string(s.name) + ": ";
+    std::visit(overloaded{
+                   [&](int Config::*f) { out += std::to_string(config.*f); },
+                   [&](double Config::*f) {
+                     char buf[32];
+                     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, config.*f);
+                     out += std::string(buf, ec == std::errc() ? end : buf);
+                   },
+                   [&](bool Config::*f) { out += config.*f ? "true" : "false"; },
+                   [&](std::string Config::*f) { out += json_string(config.*f); },
+                   [&](std::optional<std::string> Config::*f) {
+                     out += config.*f ? json_string(*(config.*f)) : "null";
+                   },
+                   [&](std::vector<std::string> Config::*f) { out += json_list(config.*f); },
+                   [&](std::vector<BindAddress> Config::*f) {
+                     std::vector<std::string> items;
+                     for (const auto& b : config.*f) items.push_back(b.to_string());
+                     out += json_list(items);
+                   },
+                   [&](StringMap Config::*f) {
+                     out += "{";
+                     bool first_entry = true;
+                     for (const auto& [k, v] : config.*f) {
+                       out += (first_entry ? "" : ", ") + json_string(k) + ": " + json_string(v);
+                       first_entry = false;
+                     }
+                     out += "}";
+                   },
+               },
+               s.field);
+  }
+  return out + "}";
+}
+
+ResolvedUser resolve_user(const std::string& spec) {
+  ResolvedUser out;
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (all_digits(spec)) {
+    unsigned long id = std::stoul(spec);
+    if (id > 0xfffffffeUL) throw ConfigError("is out of range");
+    out.uid = static_cast<unsigned>(id);
+    out.primary_gid = static_cast<unsigned>(::getgid());
+    if (::getpwuid_r(static_cast<uid_t>(id), &pw, buf.data(), buf.size(), &found) == 0 && found) {
+      out.name = found->pw_name;
+      out.primary_gid = found->pw_gid;
+    }
+    return out;
+  }
+  if (::getpwnam_r(spec.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    throw ConfigError("is not a known user");
+  out.uid = found->pw_uid;
+  out.primary_gid = found->pw_gid;
+  out.name = found->pw_name;
+  return out;
+}
+
+unsigned resolve_group(const std::string& spec) {
+  if (all_digits(spec)) {
+    unsigned long id = std::stoul(spec);
+    if (id > 0xfffffffeUL) throw ConfigError("is out of range");
+    return static_cast<unsigned>(id);
+  }
+  group gr{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getgrnam_r(spec.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+    throw ConfigError("is not a known group");
+  return found->gr_gid;
+}
+
+int parse_umask(const std::string& text) {
+  std::string t(trim(text));
+  if (t.empty()) return -1;
+  int base = 10;
+  size_t start = 0;
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'o' || t[1] == 'O')) base = 8, start = 2;
+  else if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) base = 16, start = 2;
+  else if (t.size() > 1 && t[0] == '0') base = 8, start = 1;
+  long value = 0;
+  auto [end, ec] = std::from_chars(t.data() + start, t.data() + t.size(), value, base);
+  if (ec != std::errc() || end != t.data() + t.size() || value < 0 || value > 0777) return -1;
+  return static_cast<int>(value);
 }
 
 std::vector<SettingInfo> describe_settings() {

@@ -330,11 +330,16 @@ void run_app(alicorn_session* s) {
       return;
     }
     if (s->input_broken) {
-      log::error().info("Client {} went away while sending the body of \"{}\"", s->remote_addr,
-                        s->parser.request_line());
-    } else {
-      log::error().error("Error handling request {}\n{}", s->parser.target(), tb);
+      // The app failed because the body never came: the client's fault, not the app's.
+      int status = s->input_timed_out ? 408 : 400;
+      log::error().info("Client {} {} while sending the body of \"{}\" ({})", s->remote_addr,
+                        s->input_timed_out ? "stalled" : "went away", s->parser.request_line(),
+                        status);
+      error_response(s, status, s->input_timed_out ? "timed out reading the request body"
+                                                   : "incomplete request body");
+      return;
     }
+    log::error().error("Error handling request {}\n{}", s->parser.target(), tb);
     error_response(s, 500, "");
     return;
   }
@@ -456,6 +461,7 @@ int session_feed(alicorn_session* s, const char* data, size_t len) try {
     s->parser.reset();
     s->continue_sent = false;
     s->input_offset = 0;
+    s->input_timed_out = false;
     s->state = State::Reading;
   }
   if (s->state != State::Reading) {
@@ -584,8 +590,8 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
     }
     if (r.iter == nullptr || r.no_body) {
       if (r.chunked) add(kLastChunk, 5);
-      if (r.iter != nullptr || r.result != nullptr || !s->held.empty() || !r.chunks.empty()) {
-        // Sent chunks are still referenced by `out`: keep them until the next pull/free.
+      if (r.iter != nullptr || r.result != nullptr) {
+        // Sent chunks are still referenced by `out`: they stay held until the next pull/free.
         python::Gil gil;
         close_result(s);
       }

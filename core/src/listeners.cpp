@@ -104,7 +104,7 @@ Listener open_tcp(const BindAddress& addr, int backlog, bool reuse_port) {
   return l;
 }
 
-Listener open_unix(const BindAddress& addr, int backlog) {
+Listener open_unix(const BindAddress& addr, int backlog, int mask) {
   Listener l;
   l.address = addr;
   sockaddr_un sun{};
@@ -123,8 +123,11 @@ Listener open_unix(const BindAddress& addr, int backlog) {
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) fail("socket", addr.to_string(), errno);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0)
-    fail("bind", addr.to_string(), errno);
+  mode_t old_mask = mask >= 0 ? ::umask(static_cast<mode_t>(mask)) : 0;
+  int bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+  int bind_errno = errno;
+  if (mask >= 0) ::umask(old_mask);
+  if (bound != 0) fail("bind", addr.to_string(), bind_errno);
   if (::listen(fd.get(), backlog) != 0) fail("listen", addr.to_string(), errno);
   l.fd = std::move(fd);
   l.owns_path = true;
@@ -152,26 +155,152 @@ Listener adopt_fd(const BindAddress& addr) {
   return l;
 }
 
+Listener open_one(const BindAddress& a, const ListenOptions& opts) {
+  switch (a.kind) {
+    case BindAddress::Kind::Tcp: return open_tcp(a, opts.backlog, opts.reuse_port);
+    case BindAddress::Kind::Unix: return open_unix(a, opts.backlog, opts.umask);
+    case BindAddress::Kind::Fd: break;
+  }
+  return adopt_fd(a);
+}
+
+bool same_endpoint(const sockaddr_storage& ss, const sockaddr* sa) {
+  if (ss.ss_family != sa->sa_family) return false;
+  if (sa->sa_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    auto* b = reinterpret_cast<const sockaddr_in*>(sa);
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  if (sa->sa_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    auto* b = reinterpret_cast<const sockaddr_in6*>(sa);
+    return a->sin6_port == b->sin6_port &&
+           std::memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+  }
+  return false;
+}
+
+// Is `l` the socket that `a` asks for?
+bool matches(const Listener& l, const BindAddress& a) {
+  // The very address it was opened for (also covers port 0, which resolves to another port).
+  if (a.kind != BindAddress::Kind::Fd && l.address.kind == a.kind &&
+      l.address.to_string() == a.to_string())
+    return true;
+  switch (a.kind) {
+    case BindAddress::Kind::Fd:
+      return l.fd.get() == a.fd;
+    case BindAddress::Kind::Unix:
+      return l.is_unix && l.server_name == a.path;
+    case BindAddress::Kind::Tcp: break;
+  }
+  if (l.is_unix || a.port == 0) return false;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(a.port);
+  const char* host = a.host.empty() ? "0.0.0.0" : a.host.c_str();
+  if (::getaddrinfo(host, port.c_str(), &hints, &res) != 0) return false;
+  bool found = false;
+  for (addrinfo* ai = res; ai != nullptr && !found; ai = ai->ai_next)
+    found = same_endpoint(ss, ai->ai_addr);
+  ::freeaddrinfo(res);
+  return found;
+}
+
 }  // namespace
 
 ListenerSet::~ListenerSet() { close(false); }
 
 ListenerSet ListenerSet::open(const std::vector<BindAddress>& addresses, int backlog,
                               bool reuse_port) {
+  ListenOptions opts;
+  opts.backlog = backlog;
+  opts.reuse_port = reuse_port;
+  return open(addresses, opts);
+}
+
+ListenerSet ListenerSet::open(const std::vector<BindAddress>& addresses,
+                              const ListenOptions& opts) {
   ListenerSet set;
   try {
-    for (const auto& a : addresses) {
-      switch (a.kind) {
-        case BindAddress::Kind::Tcp: set.items_.push_back(open_tcp(a, backlog, reuse_port)); break;
-        case BindAddress::Kind::Unix: set.items_.push_back(open_unix(a, backlog)); break;
-        case BindAddress::Kind::Fd: set.items_.push_back(adopt_fd(a)); break;
-      }
-    }
+    for (const auto& a : addresses) set.items_.push_back(open_one(a, opts));
   } catch (...) {
     set.close(true);
     throw;
   }
   return set;
+}
+
+ListenerSet ListenerSet::inherit(const std::vector<int>& fds, bool owns_unix_paths) {
+  ListenerSet set;
+  for (int fd : fds) {
+    BindAddress a;
+    a.kind = BindAddress::Kind::Fd;
+    a.fd = fd;
+    a.spec = "fd://" + std::to_string(fd);
+    Listener l = adopt_fd(a);
+    if (l.is_unix) {
+      l.owns_path = owns_unix_paths;
+      l.address.path = l.server_name;
+    }
+    set.items_.push_back(std::move(l));
+  }
+  return set;
+}
+
+ListenerChanges ListenerSet::update(const std::vector<BindAddress>& addresses,
+                                    const ListenOptions& opts, bool unlink_paths) {
+  std::vector<bool> used(items_.size(), false);
+  std::vector<int> pick(addresses.size(), -1);  // index into items_, or -1: open anew
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    for (size_t j = 0; j < items_.size(); ++j) {
+      if (!used[j] && matches(items_[j], addresses[i])) {
+        used[j] = true;
+        pick[i] = static_cast<int>(j);
+        break;
+      }
+    }
+  }
+  std::vector<Listener> opened;
+  try {
+    for (size_t i = 0; i < addresses.size(); ++i)
+      if (pick[i] < 0) opened.push_back(open_one(addresses[i], opts));
+  } catch (...) {
+    for (auto& l : opened)
+      if (l.owns_path && !l.address.path.empty()) ::unlink(l.address.path.c_str());
+    throw;
+  }
+  ListenerChanges changes;
+  std::vector<Listener> next;
+  size_t next_opened = 0;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (pick[i] >= 0) {
+      Listener& kept = items_[static_cast<size_t>(pick[i])];
+      bool owns = kept.owns_path;
+      BindAddress wanted = addresses[i];
+      if (wanted.kind == BindAddress::Kind::Fd) wanted = kept.address;
+      kept.address = wanted;
+      kept.owns_path = owns;
+      next.push_back(std::move(kept));
+    } else {
+      changes.opened.push_back(opened[next_opened].url);
+      next.push_back(std::move(opened[next_opened++]));
+    }
+  }
+  for (size_t j = 0; j < items_.size(); ++j) {
+    if (used[j]) continue;
+    Listener& l = items_[j];
+    changes.closed.push_back(l.url);
+    if (unlink_paths && l.owns_path && !l.address.path.empty()) ::unlink(l.address.path.c_str());
+    l.fd.reset();
+  }
+  items_ = std::move(next);
+  return changes;
 }
 
 std::vector<int> ListenerSet::fds() const {

@@ -12,9 +12,12 @@
 #include "alicorn/access_log.hpp"
 #include "alicorn/arbiter.hpp"
 #include "alicorn/config.hpp"
+#include "alicorn/hooks.hpp"
 #include "alicorn/listeners.hpp"
 #include "alicorn/log.hpp"
 #include "alicorn/plugin_host.hpp"
+#include "alicorn/process.hpp"
+#include "alicorn/proctitle.hpp"
 #include "alicorn/python_runtime.hpp"
 #include "alicorn/worker_runtime.hpp"
 
@@ -52,9 +55,45 @@ int list_workers() {
   return 0;
 }
 
+// The listening sockets an old master handed over on USR2 (ALICORN_FDS=3,4) and its pid
+// (ALICORN_PID); both variables are removed so neither the workers nor the app see them.
+void take_upgrade_environment(StartContext& start) {
+  if (const char* fds = std::getenv("ALICORN_FDS")) {
+    std::string text = fds;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t comma = text.find(',', pos);
+      std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      if (!item.empty()) {
+        char* end = nullptr;
+        long fd = std::strtol(item.c_str(), &end, 10);
+        if (end != nullptr && *end == '\0' && fd >= 0) start.inherited_fds.push_back(static_cast<int>(fd));
+      }
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    ::unsetenv("ALICORN_FDS");
+  }
+  if (const char* pid = std::getenv("ALICORN_PID")) {
+    start.parent_master = static_cast<pid_t>(std::strtol(pid, nullptr, 10));
+    ::unsetenv("ALICORN_PID");
+  }
+}
+
 int serve(LoadedConfig& loaded, int argc, char** argv) {
   Config& config = loaded.config;
   if (!config.app) return fail(kExitConfig, "No application module specified (APP_MODULE or wsgi_app).");
+  StartContext start;
+  start.argv.assign(argv, argv + argc);
+  take_upgrade_environment(start);
+  {
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) start.exe = exe.string();
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) start.cwd = cwd;
+    start.env = current_environment();
+  }
   try {
     log::setup_error_log(config.errorlog, config.loglevel);
     log::setup_access_log(config.accesslog.value_or(""));
@@ -71,6 +110,14 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
       return fail(kExitConfig, "virtualenv: " + *config.virtualenv +
                                    " is not a virtual environment (no pyvenv.cfg)");
   }
+  try {
+    Identity id = resolve_identity(config);
+    if (identity_changes(id) && ::geteuid() != 0)
+      return fail(kExitConfig, "user/group: switching the workers to another user or group needs "
+                               "the master to run as root");
+  } catch (const ConfigError& e) {
+    return fail(kExitConfig, e.what());
+  }
 
   Plugin plugin;
   try {
@@ -84,6 +131,14 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
   if (loaded.action == Action::CheckConfig) {
     try {
       python::initialize(python_init_options(config, args));
+      if (config.hooks) {
+        try {
+          hooks::load(*config.hooks);
+        } catch (const std::exception& e) {
+          log::error().error("Cannot import the hooks module {}:\n{}", *config.hooks, e.what());
+          return fail(kExitFailure, "hooks: cannot import " + *config.hooks);
+        }
+      }
       PyObject* app = python::load_app(*config.app);
       (void)app;
     } catch (const python::AppLoadError& e) {
@@ -97,40 +152,25 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
     return kExitOk;
   }
 
-  log::error().info("Starting alicorn {}", ALICORN_VERSION);
-  ListenerSet listeners;
-  try {
-    listeners = ListenerSet::open(config.bind, config.backlog, config.reuse_port);
-  } catch (const std::exception& e) {
-    log::error().error("{}", e.what());
-    log::error().error("Can't listen; shutting down");
-    return kExitFailure;
-  }
-  for (const auto& l : listeners.items())
-    log::error().info("Listening at: {} ({})", l.url, ::getpid());
-  log::error().info("Using worker: {}", plugin.name());
-
-  PyObject* preloaded = nullptr;
-  if (config.preload_app) {
-    try {
-      python::initialize(python_init_options(config, args));
-      preloaded = python::load_app(*config.app);
-    } catch (const python::AppLoadError& e) {
-      log::error().error("Exception while preloading the application\n{}", e.traceback());
-      log::error().error("Failed to load the application: {}", e.what());
-      log::error().info("Shutting down: Master");
-      log::error().info("Reason: App failed to load.");
-      listeners.close(true);
-      return kExitAppLoad;
-    } catch (const std::exception& e) {
-      log::error().critical("{}", e.what());
-      listeners.close(true);
-      return kExitWorkerBoot;
+  // A master started by USR2 is already detached when the old one was.
+  if (config.daemon) {
+    if (start.inherited_fds.empty() && start.parent_master == 0) {
+      bool keep_stdout = config.errorlog == "stdout" || config.accesslog == "-" ||
+                         config.accesslog == "stdout";
+      bool keep_stderr = config.errorlog == "-" || config.errorlog == "stderr";
+      try {
+        daemonize(keep_stdout, keep_stderr);
+      } catch (const std::exception& e) {
+        return fail(kExitFailure, std::string("daemon: ") + e.what());
+      }
     }
+    start.daemonized = true;
   }
+  // From here on argv's memory holds the process title.
+  proctitle::init(argc, argv);
 
   try {
-    Arbiter arbiter(std::move(config), std::move(plugin), std::move(listeners), args, preloaded);
+    Arbiter arbiter(std::move(config), std::move(plugin), std::move(start));
     return arbiter.run();
   } catch (const std::exception& e) {
     log::error().critical("{}", e.what());

@@ -11,8 +11,12 @@
 #include <ctime>
 #include <random>
 
+#include <thread>
+
+#include "alicorn/hooks.hpp"
 #include "alicorn/http_session.hpp"
 #include "alicorn/log.hpp"
+#include "alicorn/proctitle.hpp"
 #include "alicorn/python_runtime.hpp"
 
 namespace alicorn {
@@ -20,6 +24,10 @@ namespace {
 
 alicorn_worker_ctx* g_ctx = nullptr;  // the one worker of this process, for signal handlers
 volatile sig_atomic_t g_reopen_logs = 0;
+// When the hooks define worker_int / worker_abort, the signal handlers hand INT/QUIT/ABRT to a
+// thread that can take the GIL and call them (a handler cannot run Python).
+int g_hook_pipe[2] = {-1, -1};
+std::atomic<bool> g_int_hook_done{false};
 
 void wake(alicorn_worker_ctx* ctx) {
   char c = 1;
@@ -40,6 +48,12 @@ void on_signal(int sig) {
       case SIGINT:
       case SIGQUIT:
         g_ctx->run_state.store(ALICORN_STOP_FAST);
+        if (g_hook_pipe[1] >= 0) {
+          char c = 'I';
+          ssize_t ignored = ::write(g_hook_pipe[1], &c, 1);
+          (void)ignored;
+          break;
+        }
         // A fast stop does not wait for the app to return from a request.
         if (g_ctx->in_app.load() > 0) ::_exit(kExitOk);
         break;
@@ -51,8 +65,61 @@ void on_signal(int sig) {
   errno = saved;
 }
 
-// A hung worker is sent SIGABRT by the arbiter: leave at once, no core dump.
-void on_abort(int) { ::_exit(kExitFailure); }
+// A hung worker is sent SIGABRT by the arbiter: leave at once, no core dump (after the
+// worker_abort hook, when there is one).
+void on_abort(int) {
+  if (g_hook_pipe[1] >= 0) {
+    char c = 'A';
+    ssize_t ignored = ::write(g_hook_pipe[1], &c, 1);
+    (void)ignored;
+    return;
+  }
+  ::_exit(kExitFailure);
+}
+
+void hook_thread_main() {
+  for (;;) {
+    char c = 0;
+    ssize_t n = ::read(g_hook_pipe[0], &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    if (c == 'A') {
+      {
+        python::Gil gil;
+        hooks::call_worker("worker_abort", hooks::current_worker());
+        python::flush_std_streams();
+      }
+      ::_exit(kExitFailure);
+    }
+    if (c == 'I' && !g_int_hook_done.load()) {
+      {
+        python::Gil gil;
+        hooks::call_worker("worker_int", hooks::current_worker());
+        python::flush_std_streams();
+      }
+      // A fast stop does not wait for the app to return from a request.
+      if (g_ctx != nullptr && g_ctx->in_app.load() > 0) ::_exit(kExitOk);
+      g_int_hook_done.store(true);
+    }
+  }
+}
+
+// Start the hook thread when worker_int or worker_abort is defined (GIL held).
+void start_hook_thread() {
+  if (!hooks::defined("worker_int") && !hooks::defined("worker_abort")) return;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return;
+  g_hook_pipe[0] = fds[0];
+  try {
+    std::thread(hook_thread_main).detach();
+  } catch (...) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    g_hook_pipe[0] = -1;
+    return;
+  }
+  g_hook_pipe[1] = fds[1];  // published last: the handlers write only once a reader exists
+}
 
 void install_worker_signals() {
   sigset_t none;
@@ -200,17 +267,40 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     install_worker_signals();
     slot->pid.store(::getpid());
     host_heartbeat(&ctx);
+    if (!setup.title.empty()) proctitle::set(setup.title);
+
+    // Python may already run here: inherited from a master that started it for --preload or
+    // for the hooks. Then fix up its state after fork before anything else touches it.
+    bool inherited = python::is_initialized();
+    if (inherited) python::after_fork_child();
+    PyObject* hook_worker = setup.hook_worker;
+    if (inherited && hook_worker != nullptr) {
+      hooks::set_worker_pid(hook_worker, ::getpid());
+      hooks::set_current_worker(hook_worker);
+      // As in Gunicorn: post_fork runs before privileges are dropped, and failing it fails
+      // the boot.
+      if (!hooks::call_server_worker("post_fork", hook_worker))
+        boot_failure(slot, kExitWorkerBoot, "the post_fork hook raised an exception");
+    }
+    if (setup.identity != nullptr) {
+      try {
+        drop_privileges(*setup.identity);
+      } catch (const std::exception& e) {
+        log::error().error("Cannot switch user/group: {}", e.what());
+        boot_failure(slot, kExitWorkerBoot, std::string("cannot switch user/group: ") + e.what());
+      }
+    }
 
     PyObject* app = setup.preloaded_app;
-    if (app != nullptr) {
-      python::after_fork_child();
-    } else {
+    if (!inherited) {
       try {
         python::initialize(python_init_options(config, setup.argv));
       } catch (const std::exception& e) {
         log::error().critical("{}", e.what());
         boot_failure(slot, kExitWorkerBoot, e.what());
       }
+    }
+    if (app == nullptr) {
       try {
         app = python::load_app(*config.app);
       } catch (const python::AppLoadError& e) {
@@ -220,8 +310,15 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     }
     ctx.wsgi = wsgi_globals_create(&ctx, app);
     if (ctx.wsgi == nullptr) boot_failure(slot, kExitWorkerBoot, "cannot set up the WSGI bridge");
+    if (hook_worker != nullptr) {
+      if (!hooks::call_worker("post_worker_init", hook_worker))
+        boot_failure(slot, kExitWorkerBoot, "the post_worker_init hook raised an exception");
+      hooks::set_worker_booted(hook_worker);
+      start_hook_thread();
+    }
     python::release_gil();
     host_heartbeat(&ctx);
+    slot->booted.store(1);
 
     const alicorn_worker_vtable& vt = setup.plugin->vtable();
     void* worker = nullptr;
@@ -235,9 +332,14 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     }
     int code = vt.run(worker);
     vt.destroy(worker);
+    if (g_hook_pipe[1] >= 0 && ctx.run_state.load() == ALICORN_STOP_FAST) {
+      // Let worker_int finish (bounded: the arbiter kills a worker that lingers anyway).
+      for (int i = 0; i < 500 && !g_int_hook_done.load(); ++i) ::usleep(10000);
+    }
     log::error().info("Worker exiting (pid: {})", ::getpid());
     {
       python::Gil gil;
+      if (hook_worker != nullptr) hooks::call_server_worker("worker_exit", hook_worker);
       python::flush_std_streams();
     }
     ::_exit(code);

@@ -60,6 +60,7 @@ int input_fill(alicorn_session* s) {
       Py_BEGIN_ALLOW_THREADS n = s->io_recv(s->io, s->recv_buf.data(), s->recv_buf.size());
       Py_END_ALLOW_THREADS if (n <= 0) {
         s->input_broken = true;
+        s->input_timed_out = n == -EAGAIN || n == -ETIMEDOUT;
         if (n == 0) {
           PyErr_SetString(PyExc_OSError, "client closed the connection before the end of the "
                                          "request body");

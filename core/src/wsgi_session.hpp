@@ -106,7 +106,8 @@ struct alicorn_session {
   ssize_t (*io_recv)(void*, void*, size_t) = nullptr;
   ssize_t (*io_send)(void*, const void*, size_t) = nullptr;
   bool streaming = false;
-  bool input_broken = false;           // the client vanished mid-body: never reuse
+  bool input_broken = false;
+  bool input_timed_out = false;        // ... because it stopped sending (408, not 400)           // the client vanished mid-body: never reuse
   size_t input_offset = 0;             // consumed prefix of parser.body_buffer()
   std::string recv_buf;
   PyObject* input = nullptr;           // this request's wsgi.input when streaming

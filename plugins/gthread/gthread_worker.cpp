@@ -31,15 +31,21 @@
 //    Writes use SO_SNDTIMEO with the same --timeout (30 s) as a stall limit.
 //  * Pipelined requests already buffered by the session are answered before the connection is
 //    parked (Gunicorn loses them), in order.
-//  * The poller never takes the GIL: closing a connection (which may release Python objects)
-//    is always done by a pool thread, so a busy app cannot stall accepting or the heartbeat.
+//  * The poller never takes the GIL: freeing a session (which may release Python objects) is
+//    always done by a pool thread, so a busy app cannot stall accepting or the heartbeat. An
+//    expired connection is shut down by the poller at its deadline, then freed by the pool.
 //  * Connections are counted against --worker-connections from accept to close; at the cap
 //    the listeners leave the epoll set and come back as soon as one closes.
+//  * Workers sharing the listeners balance themselves: a worker that already has work (or
+//    fresh connections) for every thread steps aside for 2 ms before accepting another, so a
+//    worker with a free thread takes it first (Gunicorn lets one worker grab most of a burst:
+//    64 wrk connections split 44/20 or 57/7; here 32/32).
 //
 // Stopping:
 //  * ALICORN_STOP_GRACEFUL: stop accepting; idle keep-alive and fresh connections are closed
-//    (or served once more if their next request is already in the socket); requests in flight
-//    finish and carry `Connection: close`. When no connection is left, or at the drain
+//    after a 250 ms linger (a request arriving meanwhile is answered, with Connection: close,
+//    so a client racing the stop sees no reset); requests in flight finish and carry
+//    `Connection: close`. When no connection is left, or at the drain
 //    deadline (graceful_timeout less a margin), the pool is stopped: sockets still busy are
 //    shut down and the threads are joined, all within graceful_timeout.
 //  * ALICORN_STOP_FAST: the same at once, waiting at most a second for the threads. (The host
@@ -85,6 +91,8 @@ constexpr int64_t kBudgetBytesPerSecond = 16 * 1024;  // read budget grows 1 s p
 constexpr int64_t kNever = INT64_MAX;
 constexpr int64_t kFastStopWaitMs = 1000;
 constexpr int64_t kAcceptPauseMs = 100;  // after EMFILE & co.
+constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
+constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
 
 // epoll tags: small integers; anything else is a Conn*.
 constexpr uint64_t kTagWake = 1;
@@ -107,6 +115,8 @@ struct Conn {
   alicorn_session* s = nullptr;
   State state = State::Parked;
   bool expired = false;      // queued only to be closed
+  bool served = false;       // a response went out on it
+  bool idle_ka = false;      // parked between requests (counted in Worker::idle)
   int64_t deadline = 0;      // while parked: when the poller gives up on it
   int64_t req_deadline = 0;  // read budget of the request being read; 0 = none started
   Conn* prev = nullptr;      // registry of all open connections
@@ -141,6 +151,12 @@ struct Worker {
   bool pool_stop = false;
   int64_t next_deadline = kNever;
   uint32_t live_threads = 0;
+  uint32_t busy = 0;             // pool threads serving a connection
+  uint32_t idle = 0;             // connections parked between requests (keep-alive)
+  // Why the listeners may be out of the epoll set (besides stopping and the cap):
+  int64_t accept_deferred_until = 0;  // every thread busy: let other workers accept first
+  int64_t accept_paused_until = 0;    // accept() failed for lack of fds or memory
+  bool accept_now = false;            // a deferral ended: take the next one without deferring
   std::atomic<bool> stopping{false};  // graceful stop under way: no more accepts or idle parks
   std::atomic<bool> closing{false};   // the end: close whatever a thread picks up
 
@@ -209,6 +225,12 @@ void set_listening(Worker* w, bool on) {
 
 bool below_cap(const Worker* w) { return w->max_conns == 0 || w->open < w->max_conns; }
 
+// Put the listeners in or out of the epoll set as the state says (mu held).
+void update_listening(Worker* w) {
+  set_listening(w, !w->stopping.load() && below_cap(w) && w->accept_deferred_until == 0 &&
+                       w->accept_paused_until == 0);
+}
+
 bool arm(Worker* w, Conn* c, int op) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
@@ -216,11 +238,24 @@ bool arm(Worker* w, Conn* c, int op) {
   return epoll_ctl(w->ep, op, c->fd, &ev) == 0;
 }
 
+// A connection leaves the poller (mu held).
+void leave_parked(Worker* w, Conn* c) {
+  if (c->idle_ka) {
+    c->idle_ka = false;
+    --w->idle;
+  }
+}
+
 // Take a parked connection away from the poller without an event (mu held, poller thread).
+// An expired one is queued only to be closed by a pool thread (freeing a session may take the
+// GIL, which the poller never does); the client sees the close at once through shutdown(),
+// even while every thread is busy in the app.
 void unpark(Worker* w, Conn* c, bool expire) {
   epoll_event ev{};
   ev.data.ptr = c;
   epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);  // disarm: no event may name it any more
+  if (expire) shutdown(c->fd, SHUT_RDWR);
+  leave_parked(w, c);
   c->expired = expire;
   c->state = Conn::State::Queued;
   w->queue.push_back(c);
@@ -239,7 +274,7 @@ void close_conn(Worker* w, Conn* c) {
   {
     std::lock_guard<std::mutex> lock(w->mu);
     unlink_conn(w, c);
-    if (!w->listening.load() && !w->stopping.load() && below_cap(w)) set_listening(w, true);
+    update_listening(w);
     wake = w->stopping.load() && w->open == 0;
   }
   epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);  // a forked child may share the socket
@@ -257,8 +292,11 @@ void park(Worker* w, Conn* c, int64_t deadline) {
     if (!w->closing.load() && !(idle && w->stopping.load())) {
       c->state = Conn::State::Parked;
       park_deadline(w, c, deadline);
+      c->idle_ka = idle && c->served;
+      if (c->idle_ka) ++w->idle;
       // Armed under the lock: the poller cannot expire it before it is armed.
       if (arm(w, c, EPOLL_CTL_MOD)) return;
+      leave_parked(w, c);
       c->state = Conn::State::Active;
     }
   }
@@ -364,6 +402,7 @@ void serve(Worker* w, Conn* c, char* buf) {
     if (h->session_run(c->s) != 0) return close_conn(w, c);
     if (!send_output(w, c)) return close_conn(w, c);
     c->req_deadline = 0;
+    c->served = true;
     if (!h->session_keep_alive(c->s)) {
       // keep_alive is only true while the host's state is RUNNING, so the signal check is
       // needed only on this path.
@@ -385,19 +424,29 @@ void serve(Worker* w, Conn* c, char* buf) {
 }
 
 void pool_main(Worker* w) {
+  bool counted = false;
   try {
     std::unique_ptr<char[]> buf(new char[kReadSize]);
+    std::unique_lock<std::mutex> lock(w->mu);
     for (;;) {
-      Conn* c = nullptr;
-      {
-        std::unique_lock<std::mutex> lock(w->mu);
-        w->work_cv.wait(lock, [w] { return !w->queue.empty() || w->pool_stop; });
-        if (w->queue.empty()) break;
-        c = w->queue.front();
-        w->queue.pop_front();
-        c->state = Conn::State::Active;
-      }
+      w->work_cv.wait(lock, [w] { return !w->queue.empty() || w->pool_stop; });
+      if (w->queue.empty()) break;
+      Conn* c = w->queue.front();
+      w->queue.pop_front();
+      c->state = Conn::State::Active;
+      ++w->busy;
+      counted = true;
+      lock.unlock();
       serve(w, c, buf.get());
+      lock.lock();
+      --w->busy;
+      counted = false;
+      // This thread is free: take new connections again if we stopped for being busy.
+      if (w->accept_deferred_until != 0 && w->queue.empty()) {
+        w->accept_deferred_until = 0;
+        w->accept_now = true;
+        update_listening(w);
+      }
     }
   } catch (...) {
     try {
@@ -407,13 +456,29 @@ void pool_main(Worker* w) {
     notify_poller(w);
   }
   std::lock_guard<std::mutex> lock(w->mu);
+  if (counted) --w->busy;
   --w->live_threads;
   w->exit_cv.notify_all();
 }
 
 // ---- poller ---------------------------------------------------------------------------------
 
-void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_until) {
+void accept_one(Worker* w, size_t index, int64_t now) {
+  {
+    // Balance between workers sharing the listeners: once this worker has work (or fresh
+    // connections about to bring some) for every thread, it steps aside for kAcceptDeferMs
+    // before taking another connection, so that a worker with a free thread gets it first.
+    // It then accepts one regardless (no starvation), or earlier as soon as one of its
+    // threads is free. Idle keep-alive connections do not count as work.
+    std::lock_guard<std::mutex> lock(w->mu);
+    if (w->accept_now) {
+      w->accept_now = false;
+    } else if (w->open - w->idle >= w->nthreads) {
+      w->accept_deferred_until = now + kAcceptDeferMs;
+      update_listening(w);
+      return;
+    }
+  }
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   int fd = accept4(w->listeners[index], reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
@@ -422,8 +487,8 @@ void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_unt
       // Out of descriptors or memory: the level-triggered listener would spin. Pause.
       log_errno(w, "accept()");
       std::lock_guard<std::mutex> lock(w->mu);
-      set_listening(w, false);
-      accept_paused_until = now + kAcceptPauseMs;
+      w->accept_paused_until = now + kAcceptPauseMs;
+      update_listening(w);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
                errno != EINTR && errno != EPROTO && errno != EPERM) {
       log_errno(w, "accept()");
@@ -463,7 +528,7 @@ void accept_one(Worker* w, size_t index, int64_t now, int64_t& accept_paused_unt
     c->state = Conn::State::Parked;
     park_deadline(w, c, now + w->request_ms);
     if (arm(w, c, EPOLL_CTL_ADD)) {
-      if (!below_cap(w)) set_listening(w, false);
+      if (!below_cap(w)) update_listening(w);
       return;
     }
     unlink_conn(w, c);
@@ -491,26 +556,26 @@ size_t expire(Worker* w, int64_t now) {
   return queued;
 }
 
-// STOP_GRACEFUL: no more accepts; idle and fresh connections go, unless their next request is
-// already in the socket (then it is answered, with Connection: close).
-void begin_graceful(Worker* w) {
-  size_t idle = 0, served = 0;
+// STOP_GRACEFUL: no more accepts. Idle keep-alive and fresh connections get a short linger
+// instead of an immediate close: a client that sent its next request just now (it may be on
+// the wire) is still answered, with Connection: close, instead of finding the connection
+// closed under it. Past the linger they are closed like any expired connection.
+void begin_graceful(Worker* w, int64_t now) {
+  size_t lingering = 0;
   {
     std::lock_guard<std::mutex> lock(w->mu);
     w->stopping.store(true);
     set_listening(w, false);
+    int64_t until = now + kStopLingerMs;
     for (Conn* c = w->conns; c != nullptr; c = c->next) {
       if (c->state != Conn::State::Parked || c->req_deadline != 0) continue;
-      char byte;
-      bool has_data = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-      unpark(w, c, !has_data);
-      (has_data ? served : idle)++;
+      if (c->deadline > until) park_deadline(w, c, until);
+      ++lingering;
     }
   }
-  w->work_cv.notify_all();
   log_msg(w, ALICORN_LOG_DEBUG,
-          "gthread worker: graceful stop, closing %zu idle connections, answering %zu", idle,
-          served);
+          "gthread worker: graceful stop; %zu idle connections close within %lld ms", lingering,
+          static_cast<long long>(kStopLingerMs));
 }
 
 // The end of run: stop the pool. Busy sockets are shut down so threads blocked in I/O return;
@@ -572,15 +637,16 @@ int run_impl(Worker* w) {
   }
   {
     std::lock_guard<std::mutex> lock(w->mu);
-    set_listening(w, true);
+    update_listening(w);
   }
 
   int state = ALICORN_RUNNING;
+  int exit_code = 0;
   int64_t last_poll = 0;
-  int64_t accept_paused_until = 0;
   int64_t drain_deadline = kNever, final_deadline = kNever;
   epoll_event events[kMaxEvents];
   Conn* ready[kMaxEvents];
+  size_t listener_hits[kMaxEvents];
   for (;;) {
     int64_t now = now_ms();
     h->heartbeat(w->ctx);
@@ -592,15 +658,21 @@ int run_impl(Worker* w) {
     if (state == ALICORN_STOP_GRACEFUL && !w->stopping.load()) {
       final_deadline = now + w->graceful_ms;
       drain_deadline = final_deadline - std::min<int64_t>(1000, w->graceful_ms / 10);
-      begin_graceful(w);
+      begin_graceful(w, now);
     }
     int timeout = w->tick_ms;
     {
       std::lock_guard<std::mutex> lock(w->mu);
       if (w->stopping.load() && w->open == 0) break;
-      if (accept_paused_until != 0 && now >= accept_paused_until) {
-        accept_paused_until = 0;
-        if (!w->stopping.load() && below_cap(w)) set_listening(w, true);
+      for (int64_t* until : {&w->accept_paused_until, &w->accept_deferred_until}) {
+        if (*until == 0) continue;
+        if (now >= *until) {
+          *until = 0;
+          if (until == &w->accept_deferred_until) w->accept_now = true;
+          update_listening(w);
+        } else {
+          timeout = static_cast<int>(std::min<int64_t>(timeout, *until - now));
+        }
       }
       if (now >= w->next_deadline) {
         size_t n = expire(w, now);
@@ -612,8 +684,6 @@ int run_impl(Worker* w) {
     if (now >= drain_deadline) break;
     if (drain_deadline != kNever)
       timeout = static_cast<int>(std::min<int64_t>(timeout, drain_deadline - now));
-    if (accept_paused_until != 0)
-      timeout = static_cast<int>(std::min<int64_t>(timeout, accept_paused_until - now));
     timeout = std::max(timeout, 0);
 
     int n = epoll_wait(w->ep, events, kMaxEvents, timeout);
@@ -621,11 +691,12 @@ int run_impl(Worker* w) {
       if (errno == EINTR) continue;
       log_errno(w, "epoll_wait()");
       state = ALICORN_STOP_FAST;
+      exit_code = 1;
       break;
     }
     now = now_ms();
     bool signal_due = false;
-    int nready = 0;
+    int nready = 0, naccept = 0;
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
       if (tag == kTagWake) {
@@ -636,7 +707,7 @@ int run_impl(Worker* w) {
         (void)ignored;
         signal_due = true;
       } else if (tag >= kTagListener0 && tag < kTagLimit) {
-        if (w->listening.load()) accept_one(w, tag - kTagListener0, now, accept_paused_until);
+        listener_hits[naccept++] = static_cast<size_t>(tag - kTagListener0);
       } else {
         ready[nready++] = static_cast<Conn*>(events[i].data.ptr);
       }
@@ -648,12 +719,17 @@ int run_impl(Worker* w) {
         for (int i = 0; i < nready; ++i) {
           Conn* c = ready[i];
           if (c->state != Conn::State::Parked) continue;
+          leave_parked(w, c);
           c->state = Conn::State::Queued;
           w->queue.push_back(c);
           ++queued;
         }
       }
       for (int i = 0; i < queued; ++i) w->work_cv.notify_one();
+    }
+    // Accept after queueing the ready connections, so that the balance check sees them.
+    for (int i = 0; i < naccept; ++i) {
+      if (w->listening.load()) accept_one(w, listener_hits[i], now);
     }
     if (signal_due) {
       state = std::max(state, h->poll_signals(w->ctx));
@@ -667,7 +743,7 @@ int run_impl(Worker* w) {
   } else {
     stop_pool(w, std::max(final_deadline, now + 50));
   }
-  return 0;
+  return exit_code;
 }
 
 // ---- vtable entries -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Real binary, real sockets, bounded waits. The app is apps/gthread_app.py.
 
 import hashlib
 import http.client
+import json
 import os
 import select
 import signal
@@ -132,7 +133,6 @@ class RawConn:
 
 
 def json_body(body):
-    import json
     return json.loads(body)
 
 
@@ -266,7 +266,7 @@ class KeepAlive(GthreadTestCase):
         self.assertEqual((status, json_body(body)["path"]), (200, "/info/2"))
 
     def test_idle_keep_alive_connection_closed_after_timeout(self):
-        server = self.start(["--keep-alive", "1"], threads=2)
+        server = self.start(["--keep-alive", "1"], threads=1)
         c = self.conn(server)
         c.request(path="/info")
         status, headers, _ = c.read_response()
@@ -277,6 +277,16 @@ class KeepAlive(GthreadTestCase):
                              + server.describe())
         self.assertGreater(closed_after, 0.7, "closed before the keep-alive timeout")
         self.assertLess(closed_after, 2.6, "closed %.2fs after the response" % closed_after)
+        # The poller closes it even while every thread is busy in the app.
+        idle = self.conn(server)
+        idle.request(path="/info")
+        self.assertEqual(idle.read_response()[0], 200)
+        busy = self.conn(server)
+        busy.request(path="/sleep?s=3")
+        closed_after = idle.wait_closed(6)
+        self.assertIsNotNone(closed_after)
+        self.assertLess(closed_after, 2.6, "closed only %.2fs after the response" % closed_after)
+        self.assertEqual(busy.read_response()[0], 200)
         # A connection that keeps talking is not closed by the timer.
         c2 = self.conn(server)
         for i in range(4):
@@ -314,6 +324,30 @@ class Requests(GthreadTestCase):
         self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(body).hexdigest())
         status, _, data, _ = self.get(server, "/echo", method="POST", body=b"payload-123")
         self.assertEqual((status, data), (200, b"payload-123"))
+
+    def test_file_wrapper_sent_with_sendfile_then_keep_alive(self):
+        server = self.start(threads=2)
+        path = os.path.join(self.make_tmpdir(), "blob.bin")
+        data = os.urandom(3 * 1024 * 1024 + 123)
+        with open(path, "wb") as f:
+            f.write(data)
+        c = self.conn(server)
+        for _ in range(2):
+            c.request(path="/file?path=" + path)
+            status, headers, body = c.read_response()
+            self.assertEqual(status, 200, server.describe())
+            self.assertEqual(len(body), len(data))
+            self.assertEqual(hashlib.sha256(body).digest(), hashlib.sha256(data).digest())
+        c.request(path="/info/after")
+        status, _, body = c.read_response()
+        self.assertEqual((status, json_body(body)["path"]), (200, "/info/after"))
+
+    def test_thread_local_state_survives_between_requests(self):
+        # One thread: the app's threading.local data is still there on the next request.
+        server = self.start(threads=1)
+        docs = [self.get_info(server, "/local") for _ in range(3)]
+        self.assertEqual([d["n"] for d in docs], [1, 2, 3], docs)
+        self.assertEqual(len({d["thread"] for d in docs}), 1)
 
     def test_expect_100_continue(self):
         server = self.start(threads=2)
@@ -438,11 +472,19 @@ class Signals(GthreadTestCase):
         idle = self.conn(server)
         idle.request(path="/info")
         self.assertEqual(idle.read_response()[0], 200)
+        racer = self.conn(server)
+        racer.request(path="/info")
+        self.assertEqual(racer.read_response()[0], 200)
         busy = self.conn(server)
         busy.request(path="/sleep?s=1.5")
         time.sleep(0.5)  # the slow request is in the app now
         started = time.monotonic()
         server.signal(signal.SIGTERM)
+        # A request racing the stop on a kept-alive connection is answered, not reset.
+        racer.request(path="/info/racer")
+        status, headers, body = racer.read_response()
+        self.assertEqual((status, json_body(body)["path"]), (200, "/info/racer"))
+        self.assertEqual(headers.get("connection"), "close")
         # The idle keep-alive connection is closed at once, not after the keep-alive timeout.
         self.assertIsNotNone(idle.wait_closed(1.5), "idle connection kept open during stop")
         status, headers, body = busy.read_response()

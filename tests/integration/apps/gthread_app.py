@@ -4,6 +4,8 @@
     /sleep?s=SEC   sleeps SEC seconds (default 0.5), then JSON like /info plus "slept"
     /echo  (POST)  the request body, read whole from wsgi.input, as the response body
     /stream?n=N    N chunks "chunk <i>\\n" from a generator (no Content-Length: chunked)
+    /file?path=P   the file at P through wsgi.file_wrapper (the server may use sendfile)
+    /local         JSON: a counter kept in threading.local, and the thread id
     anything else  JSON like /info
 """
 
@@ -32,6 +34,9 @@ def _json(start_response, doc, status="200 OK"):
     return [body]
 
 
+_local = threading.local()
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -56,6 +61,13 @@ def app(environ, start_response):
 
         start_response("200 OK", [("Content-Type", "text/plain")])
         return chunks()
+    if path == "/file":
+        f = open(query["path"][0], "rb")
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f, 32768)
+    if path == "/local":
+        _local.n = getattr(_local, "n", 0) + 1
+        return _json(start_response, {"n": _local.n, "thread": threading.get_ident()})
     return _json(start_response, _info(environ))
 
 
