@@ -5,13 +5,19 @@
 // Layout
 //   * Listeners: the inherited listening fds are shared with the other workers. They sit with
 //     EPOLLEXCLUSIVE in an outer epoll that also holds libuv's backend fd (see serve()), so a
-//     new connection wakes one idle worker; we accept4() ourselves (EAGAIN is still normal).
-//     Accepting stops at worker_connections and resumes below it.
+//     new connection wakes one idle worker; we accept4() ourselves (EAGAIN is still normal) and
+//     try to read the request at once, since it usually came with the connection. Accepting
+//     stops at worker_connections (the listeners leave the epoll) and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
-//     land in one per-loop buffer (the session copies what it keeps). Output is written at once
-//     with uv_try_write (one writev for all the iovs); only what the socket does not take goes
-//     through uv_write, and then the connection stops reading and is not pulled again until the
-//     write completed (backpressure for slow clients and endless generators).
+//     land in one per-loop buffer (the session copies what it keeps). A ready request is run
+//     and its output written at once with uv_try_write (one writev for all the iovs). Only what
+//     the socket does not take goes through uv_write; then the connection stops reading and is
+//     not pulled again until that write completed (backpressure for slow clients, pipelining
+//     floods and endless generators). A response that completes synchronously does not toggle
+//     reading off and on: nothing can be read while it runs anyway, and each toggle would cost
+//     two epoll_ctl calls per request. Every connection also yields to the others after
+//     kTurnBudget synchronous writes in one turn (a fast reader of an endless stream, a long
+//     pipeline). TCP_NODELAY is set before a connection's second write (set_nodelay).
 //   * Timeouts: no per-connection timer. A connection waiting for something sits in one of four
 //     intrusive lists, each with one fixed timeout, so appending at the tail keeps every list
 //     sorted by deadline; one periodic tick marks a sweep, done in the check phase (after the
@@ -22,20 +28,22 @@
 //                its first byte and not extended by later bytes     --timeout (30 s if 0)
 //       writing  a write the client does not drain, refreshed on each completed write
 //                                                                   --timeout (30 s if 0)
-//       linger   after a Connection: close response we shut down our side and discard what the
-//                client still sends until it closes, so the response is not lost to a reset
-//                                                                   2 s at most
+//       linger   closing after a response while the client still has unread input: we shut
+//                down our side and discard what it sends until it closes, so the response is
+//                not lost to a reset                                2 s at most
 //   * Signals: a uv_poll on the host's wake fd; poll_signals also runs on every tick (parent
 //     gone) and once per loop iteration in which a response ended without keep-alive: once
 //     max_requests is reached the host stops keeping connections, so that is where it shows,
 //     and keep-alive traffic pays no syscall for it.
 //
+// Not implemented: ALICORN_CAP_SENDFILE (the host does not emit file segments yet).
+//
 // No C++ exception crosses into libuv or the host: the code below does not throw (nothrow new,
 // no growing containers after create), and the entry points catch everything.
 #include <alicorn/worker.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -57,7 +65,7 @@ static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base));
 static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
-constexpr int kAcceptBatch = 16;                // accepts per readiness event and listener
+constexpr int kAcceptBatch = 8;                 // accepts per readiness event and listener
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
 constexpr uint64_t kLingerMs = 2000;
 constexpr uint64_t kDefaultRequestTimeoutMs = 30000;  // when --timeout is 0
@@ -102,6 +110,8 @@ struct Conn {
   bool got_bytes;    // bytes of the next request were received
   bool reading;      // uv_read_start is in effect
   bool registered;   // counted in Worker::nconns
+  bool nodelay_due;  // TCP, TCP_NODELAY not set yet (see write_output)
+  bool wrote;        // something was written on this connection
   alicorn_output out;
 };
 
@@ -146,6 +156,7 @@ struct Worker {
   bool listeners_closed = false;
   bool stopping = false;
   bool finishing = false;
+  bool clock_stale = false;       // Python ran since the loop's time was updated
   bool closing_response = false;  // a response ended without keep-alive: poll_signals soon
   bool sweep_due = false;  // the tick asked for a timeout sweep
   uint64_t last_accept_error_log = 0;
@@ -188,7 +199,10 @@ void list_remove(Worker* w, Conn* c) noexcept {
 void list_append(Worker* w, Conn* c, ListId id) noexcept {
   list_remove(w, c);
   List& l = w->lists[id];
-  uv_update_time(&w->loop);  // the app may have held the loop: do not use a stale clock
+  if (w->clock_stale) {  // the app ran since libuv last read the clock
+    w->clock_stale = false;
+    uv_update_time(&w->loop);
+  }
   c->deadline = uv_now(&w->loop) + l.timeout_ms;
   c->list = id;
   c->prev = l.tail;
@@ -228,6 +242,7 @@ Conn* acquire_conn(Worker* w) noexcept {
   c->list = kNoList;
   c->phase = Phase::Reading;
   c->in_response = c->got_bytes = c->reading = c->registered = false;
+  c->nodelay_due = c->wrote = false;
   c->out.struct_size = sizeof c->out;
   c->out.iovcnt = 0;
   c->out.file_fd = -1;
@@ -318,18 +333,31 @@ void stop_reading(Conn* c) noexcept {
   c->reading = false;
 }
 
+// Nagle's algorithm only holds back a small write while earlier data is unacknowledged, so the
+// first write on a connection never waits: TCP_NODELAY is set before any later write, which
+// spares the syscall on connections that carry one response written at once.
+void set_nodelay(Conn* c) noexcept {
+  c->nodelay_due = false;
+  uv_tcp_nodelay(&c->h.tcp, 1);
+}
+
 // Write c->out: at once as far as the socket takes it, the rest with uv_write. Returns 0 when
 // everything was written, 1 when a uv_write is pending (on_write follows), or a negative error.
 // `defer` sends everything through uv_write, so the continuation runs in a later loop turn.
 int write_output(Conn* c, bool defer) noexcept {
   alicorn_output& o = c->out;
+  // No ALICORN_CAP_SENDFILE: the host must not hand us a file segment. If it ever did, failing
+  // the response beats sending it short.
+  if (o.file_fd >= 0 && o.file_length > 0) return ALICORN_EINVAL;
   int cnt = o.iovcnt;
   if (cnt <= 0) return 0;
   if (cnt > ALICORN_OUTPUT_IOV_MAX) return ALICORN_EINVAL;
   uv_buf_t* bufs = reinterpret_cast<uv_buf_t*>(o.iov);
   size_t done = 0;
+  if (c->nodelay_due && c->wrote) set_nodelay(c);
   if (!defer) {
     int r = uv_try_write(&c->h.stream, bufs, static_cast<unsigned>(cnt));
+    c->wrote = true;
     if (r >= 0) {
       done = static_cast<size_t>(r);
     } else if (r != UV_EAGAIN) {
@@ -342,6 +370,8 @@ int write_output(Conn* c, bool defer) noexcept {
     --cnt;
   }
   if (cnt == 0) return 0;
+  c->wrote = true;
+  if (c->nodelay_due) set_nodelay(c);  // the rest goes out in several writes
   bufs->base += done;
   bufs->len -= done;
   int r = uv_write(&c->wreq, &c->h.stream, bufs, static_cast<unsigned>(cnt), on_write);
@@ -354,6 +384,7 @@ Step drain(Conn* c) noexcept {
   Worker* w = c->w;
   for (;;) {
     int pr = w->host->session_pull(c->s, &c->out);
+    w->clock_stale = true;  // a generator may have run
     if (pr < 0 || pr == ALICORN_PULL_ABORT) {
       close_conn(c, pr < 0 ? pr : -ECONNABORTED);
       return kGone;
@@ -375,11 +406,15 @@ Step drain(Conn* c) noexcept {
   }
 }
 
-// Our side is done: shut down the write half and drop whatever the client still sends until it
-// closes (or kLingerMs pass), so a reset cannot destroy the response before the client read it.
-void start_linger(Conn* c) noexcept {
+// The response is out and the connection ends. close() on a socket with unread input sends a
+// reset, which can destroy the response before the client read it; so when the client has sent
+// more than we read (a body we refused, requests pipelined after a close), shut down our side
+// and drop what it sends until it closes (or kLingerMs pass). Otherwise close at once.
+void close_after_response(Conn* c) noexcept {
   uv_os_fd_t fd = -1;
-  if (uv_fileno(&c->h.handle, &fd) != 0 || ::shutdown(fd, SHUT_WR) != 0) {
+  int unread = 0;
+  if (uv_fileno(&c->h.handle, &fd) != 0 || ::ioctl(fd, FIONREAD, &unread) != 0 || unread == 0 ||
+      ::shutdown(fd, SHUT_WR) != 0) {
     close_conn(c, 0);
     return;
   }
@@ -401,7 +436,7 @@ Step response_done(Conn* c, int* rc) noexcept {
   // Not kept: the client asked, or the host is stopping (max_requests sets STOP_GRACEFUL before
   // the app runs, so this response is the first to say close). Ask the host once this turn.
   w->closing_response = true;
-  start_linger(c);
+  close_after_response(c);
   return kGone;
 }
 
@@ -426,6 +461,7 @@ void process(Conn* c, int rc) noexcept {
         c->phase = Phase::Responding;
         c->in_response = true;
         int r = w->host->session_run(c->s);
+        w->clock_stale = true;
         if (r < 0) {
           close_conn(c, r);
           return;
@@ -441,16 +477,20 @@ void process(Conn* c, int rc) noexcept {
   }
 }
 
+void on_data(Conn* c, const char* data, size_t len) noexcept {
+  if (c->phase != Phase::Reading) return;  // lingering: discard
+  if (!c->got_bytes) {
+    c->got_bytes = true;
+    list_append(c->w, c, kReading);  // the request clock starts with its first byte
+  }
+  c->budget = kTurnBudget;
+  process(c, c->w->host->session_feed(c->s, data, len));
+}
+
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   Conn* c = static_cast<Conn*>(stream->data);
   if (nread > 0) {
-    if (c->phase != Phase::Reading) return;  // lingering: discard
-    if (!c->got_bytes) {
-      c->got_bytes = true;
-      list_append(c->w, c, kReading);  // the request clock starts with its first byte
-    }
-    c->budget = kTurnBudget;
-    process(c, c->w->host->session_feed(c->s, buf->base, static_cast<size_t>(nread)));
+    on_data(c, buf->base, static_cast<size_t>(nread));
     return;
   }
   if (nread == 0) return;  // EAGAIN
@@ -502,10 +542,7 @@ void open_conn(Worker* w, Listener* l, int fd, const sockaddr* peer, socklen_t p
     close_conn(c, r);
     return;
   }
-  if (!l->is_unix) {
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  c->nodelay_due = !l->is_unix;
   alicorn_conn_info info{};
   info.struct_size = sizeof info;
   info.fd = fd;
@@ -519,7 +556,17 @@ void open_conn(Worker* w, Listener* l, int fd, const sockaddr* peer, socklen_t p
     return;
   }
   list_append(w, c, kReading);
-  start_reading(c);
+  if (!start_reading(c)) return;
+  // The request often came with the connection: read it now instead of after another trip
+  // through epoll.
+  ssize_t n = ::read(fd, w->readbuf, sizeof w->readbuf);
+  if (n > 0) {
+    on_data(c, w->readbuf, static_cast<size_t>(n));
+  } else if (n == 0) {
+    close_conn(c, 0);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    close_conn(c, -errno);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,9 +613,37 @@ void on_accept_retry(uv_timer_t* t) noexcept {
   resume_accept(w);
 }
 
-// The listener is readable: accept a few (the other workers were possibly woken too).
+void backoff_accept(Worker* w) noexcept {
+  pause_accept(w);
+  w->accept_paused = true;
+  uv_timer_start(&w->accept_retry, on_accept_retry, kAcceptRetryMs, 0);
+}
+
+// EPOLLEXCLUSIVE wakes the first waiting worker in the listener's wait queue, and a worker's
+// place there is fixed when it registers: left alone, the first worker takes every connection
+// it has time for (wrk's 64 connections all land in one process). Re-registering after taking
+// some moves us to the back of the queue, so connections go round the idle workers instead.
+void rotate_listener(Worker* w, Listener* l) noexcept {
+  if (!l->watched || !(w->listen_flags & EPOLLEXCLUSIVE)) return;
+  epoll_event ev{};
+  ev.events = w->listen_flags;
+  ev.data.u64 = l->index;
+  ::epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, nullptr);
+  if (::epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    l->watched = false;
+    logf(w, ALICORN_LOG_ERROR, "uv worker: cannot watch listener %d again: %s", l->fd,
+         std::strerror(errno));
+    backoff_accept(w);  // resume_accept registers every listener again
+  }
+}
+
+// The listener is readable: accept a few. With EPOLLEXCLUSIVE the kernel may have woken only
+// us for these connections, so we never leave one queued while still watching the listener:
+// we either accept it, or stop watching (at the cap, out of fds), and then the next arrival
+// wakes another worker, or we pick it up when we watch again.
 void accept_ready(Listener* l) noexcept {
   Worker* w = l->w;
+  int accepted = 0;
   for (int i = 0; i < kAcceptBatch; ++i) {
     if (!w->accepting) return;
     if (w->nconns >= w->max_conns) {
@@ -582,7 +657,7 @@ void accept_ready(Listener* l) noexcept {
     if (fd < 0) {
       int e = errno;
       if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) return;  // another worker won the race
+      if (e == EAGAIN || e == EWOULDBLOCK) break;  // another worker won the race
       uv_update_time(&w->loop);
       uint64_t now = uv_now(&w->loop);
       if (now - w->last_accept_error_log >= 1000 || w->last_accept_error_log == 0) {
@@ -590,14 +665,17 @@ void accept_ready(Listener* l) noexcept {
         logf(w, ALICORN_LOG_ERROR, "uv worker: accept() failed: %s", std::strerror(e));
       }
       // Out of fds or memory: the listener stays readable, so back off instead of spinning.
-      pause_accept(w);
-      w->accept_paused = true;
-      uv_timer_start(&w->accept_retry, on_accept_retry, kAcceptRetryMs, 0);
+      backoff_accept(w);
       return;
     }
     open_conn(w, l, fd, reinterpret_cast<sockaddr*>(&peer), len);
+    ++accepted;
   }
-  if (w->nconns >= w->max_conns) pause_accept(w);
+  if (w->nconns >= w->max_conns) {
+    pause_accept(w);
+  } else if (accepted > 0 && w->accepting) {
+    rotate_listener(w, l);
+  }
 }
 
 void close_listeners(Worker* w) noexcept {
@@ -857,6 +935,7 @@ void serve(Worker* w) noexcept {
       uint64_t tag = events[i].data.u64;
       if (tag == kBackendTag || tag >= w->nlisteners) continue;  // libuv's: the next turn
       Listener& l = w->listeners[tag];
+      w->clock_stale = true;  // we slept in epoll_wait since libuv read the clock
       if (l.watched) accept_ready(&l);
     }
   }

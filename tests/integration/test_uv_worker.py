@@ -273,6 +273,30 @@ class UvWorker(AlicornTestCase):
         self.assertEqual(other.read_response()[2], b"/path/after")
         self.assertServesHello(server)
 
+    def test_response_survives_unread_client_data_on_close(self):
+        # The client keeps sending after a request that ends the connection: the worker must
+        # not reset the connection (which can destroy the response) but drain and close.
+        server = self.start_uv()
+        conn = self.raw(server)
+        sent = {}
+
+        def flood():
+            try:
+                conn.sock.sendall(get_request("/path/last", "Connection: close\r\n")
+                                  + b"X" * (4 * 1024 * 1024))
+                sent["ok"] = True
+            except OSError as exc:
+                sent["error"] = exc
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        status, headers, body = conn.read_response()
+        self.assertEqual((status, body, headers.get("connection")), (200, b"/path/last", "close"))
+        t.join(REQUEST_TIMEOUT)
+        self.assertEqual(sent, {"ok": True})
+        self.assertTrue(conn.wait_closed(5))
+        self.assertServesHello(server)
+
     def test_client_gone_mid_request_and_mid_response(self):
         server = self.start_uv()
         # Half a request, then gone.

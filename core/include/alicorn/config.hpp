@@ -59,6 +59,16 @@ struct Config {
   bool preload_app = false;             // --preload
   std::optional<std::string> wsgi_app;  // positional APP_MODULE, or `wsgi_app:` in YAML
   std::optional<AppSpec> app;           // parsed wsgi_app (set when wsgi_app is)
+  std::optional<std::string> hooks;     // --hooks: a Python module (name or .py path) whose
+                                        // functions named like Gunicorn's server hooks are called
+
+  // Process: daemon, privileges, names
+  bool daemon = false;                  // --daemon/-D: detach from the terminal
+  std::optional<std::string> user;      // --user/-u: workers run as this user (name or uid)
+  std::optional<std::string> group;     // --group/-g: workers run as this group (name or gid)
+  int umask = 0;                        // --umask/-m: file mode mask for unix sockets (octal)
+  bool initgroups = false;              // --initgroups: workers get the user's supplementary groups
+  std::optional<std::string> proc_name; // --name/-n: process title name [default: the app spec]
 
   // Logging
   std::optional<std::string> accesslog;  // --access-logfile ("-" = stdout); none by default
@@ -97,6 +107,23 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
 
 // Render every setting as YAML that load_config would read back to the same Config.
 std::string to_yaml(const Config& config);
+
+// Every setting as one JSON object (setting name -> value), for the hooks' server.cfg.
+std::string to_json(const Config& config);
+
+// Resolve --user / --group: a name or a numeric id. Throw ConfigError naming the setting when
+// the name is unknown. resolve_user also gives the user's name and primary group when known.
+struct ResolvedUser {
+  unsigned uid = 0;
+  unsigned primary_gid = 0;
+  std::string name;  // "" when the uid has no passwd entry
+};
+ResolvedUser resolve_user(const std::string& spec);
+unsigned resolve_group(const std::string& spec);
+
+// Parse an umask the way Gunicorn and the shell write it: "0o22", "022" (a leading 0 means
+// octal), "0x12", or a decimal "18". Returns -1 when invalid or outside 0..0777.
+int parse_umask(const std::string& text);
 
 // One row of the settings table, for generated documentation (docs/, the man page).
 struct SettingInfo {

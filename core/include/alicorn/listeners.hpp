@@ -20,6 +20,18 @@ struct Listener {
   std::string url;          // "http://127.0.0.1:8000" or "unix:/run/app.sock", for the log
 };
 
+struct ListenOptions {
+  int backlog = 2048;
+  bool reuse_port = false;
+  int umask = -1;  // the umask while creating unix sockets (-1: the process's own)
+};
+
+// What ListenerSet::update changed, as the URLs the log shows.
+struct ListenerChanges {
+  std::vector<std::string> opened;
+  std::vector<std::string> closed;
+};
+
 class ListenerSet {
  public:
   ListenerSet() = default;
@@ -31,6 +43,21 @@ class ListenerSet {
   // failing call, e.g. `bind(127.0.0.1:80) failed: Permission denied`.
   static ListenerSet open(const std::vector<BindAddress>& addresses, int backlog,
                           bool reuse_port);
+  static ListenerSet open(const std::vector<BindAddress>& addresses, const ListenOptions& opts);
+
+  // Adopt listening sockets inherited over exec (USR2's ALICORN_FDS, systemd's LISTEN_FDS).
+  // `owns_unix_paths`: this process may unlink their unix socket files when it closes them
+  // (false for systemd's sockets). Throws std::runtime_error for an fd that is not a listening
+  // stream socket.
+  static ListenerSet inherit(const std::vector<int>& fds, bool owns_unix_paths);
+
+  // Listen on exactly `addresses`: a socket already open whose local address is one of them is
+  // kept (TCP by resolved address and port, unix by path, fd://N by number); the others are
+  // opened; sockets no address asks for any more are closed (their unix socket files removed
+  // when this process owns them and `unlink_paths`). All or nothing: if one address cannot be
+  // opened, the set is left as it was and std::runtime_error is thrown.
+  ListenerChanges update(const std::vector<BindAddress>& addresses, const ListenOptions& opts,
+                         bool unlink_paths = true);
 
   std::vector<Listener>& items() { return items_; }
   const std::vector<Listener>& items() const { return items_; }

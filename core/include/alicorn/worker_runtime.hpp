@@ -14,6 +14,7 @@
 #include "alicorn/config.hpp"
 #include "alicorn/listeners.hpp"
 #include "alicorn/plugin_host.hpp"
+#include "alicorn/process.hpp"
 
 typedef struct _object PyObject;  // NOLINT
 
@@ -34,6 +35,7 @@ struct WorkerSlot {
   std::atomic<int64_t> heartbeat_ms;  // CLOCK_MONOTONIC milliseconds of the last beat
   std::atomic<uint64_t> requests;     // requests handled
   std::atomic<int32_t> pid;
+  std::atomic<int32_t> booted;        // 1 once the app is loaded and the plugin is about to run
   char boot_error[1024];              // one line naming why the worker could not boot
 };
 
@@ -46,6 +48,9 @@ struct WorkerSetup {
   pid_t master_pid = 0;
   PyObject* preloaded_app = nullptr;  // set when --preload loaded it in the master
   std::vector<std::string> argv;      // for sys.argv
+  const Identity* identity = nullptr; // --user / --group: switch to it after fork
+  std::string title;                  // process title, "alicorn: worker [app]"
+  PyObject* hook_worker = nullptr;    // the hooks' worker object (when hooks are loaded)
 };
 
 // Runs in the forked child; never returns (calls _exit with an ExitCode).
