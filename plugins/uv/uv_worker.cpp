@@ -5,9 +5,11 @@
 // Layout
 //   * Listeners: the inherited listening fds are shared with the other workers. They sit with
 //     EPOLLEXCLUSIVE in an outer epoll that also holds libuv's backend fd (see serve()), so a
-//     new connection wakes one idle worker; we accept4() ourselves (EAGAIN is still normal) and
-//     try to read the request at once, since it usually came with the connection. Accepting
-//     stops at worker_connections (the listeners leave the epoll) and resumes below it.
+//     new connection wakes one idle worker instead of all of them, and a worker that took
+//     connections re-registers to go to the back of the queue (rotate_listener). We accept4()
+//     ourselves (EAGAIN is still normal) and try to read the request at once, since it usually
+//     came with the connection. Accepting stops at worker_connections (the listeners leave the
+//     epoll) and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
 //     land in one per-loop buffer (the session copies what it keeps). A ready request is run
 //     and its output written at once with uv_try_write (one writev for all the iovs). Only what

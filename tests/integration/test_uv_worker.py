@@ -341,6 +341,19 @@ class UvWorker(AlicornTestCase):
                 self.assertEqual(headers.get("connection"), "close")
                 self.assertTrue(c.wait_closed(5))
 
+    def test_new_connections_go_round_the_workers(self):
+        # Idle workers take turns (EPOLLEXCLUSIVE plus re-registering after an accept): one
+        # worker does not collect every connection just because it registered first.
+        server = self.start_uv(workers=2)
+        pids = []
+        for _ in range(20):
+            status, _, body, _ = http_request(server.address, path="/peer",
+                                              headers={"Connection": "close"})
+            self.assertEqual(status, 200)
+            pids.append(body.split()[0])
+            time.sleep(0.02)
+        self.assertEqual(len(set(pids)), 2, pids)
+
     def test_worker_connections_cap(self):
         server = self.start_uv(["--worker-connections", "2", "--keep-alive", "30"])
         c1, c2 = self.raw(server), self.raw(server)
