@@ -223,12 +223,18 @@ void Arbiter::spawn_worker() {
 
   bool python = python::is_initialized();
   if (python) python::before_fork();
+  // The child runs with every signal blocked until it has its own handlers (see
+  // install_worker_signals): a TERM sent right after fork must not hit the master's handler.
+  sigset_t all, previous;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &previous);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(g_signal_pipe[0]);
     ::close(g_signal_pipe[1]);
     run_worker_process(setup);  // never returns
   }
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (python) python::after_fork_parent();
   if (pid < 0) {
     slot.pid.store(0);

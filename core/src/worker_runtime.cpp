@@ -121,10 +121,10 @@ void start_hook_thread() {
   g_hook_pipe[1] = fds[1];  // published last: the handlers write only once a reader exists
 }
 
+// The arbiter forks with every signal blocked, so a signal sent to a worker that has not yet
+// installed its handlers (a TERM right after a HUP) waits here instead of reaching the
+// master's handler inherited through fork and being lost. Handlers first, then unblock.
 void install_worker_signals() {
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   struct sigaction sa {};
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
@@ -136,6 +136,9 @@ void install_worker_signals() {
   for (int sig : {SIGHUP, SIGWINCH, SIGPIPE, SIGTTIN, SIGTTOU, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
   sa.sa_handler = SIG_DFL;
   ::sigaction(SIGCHLD, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 // ---- host API entries that are not about sessions ----

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import (ALICORN_BIN, APPS_DIR, EXIT_TIMEOUT, START_TIMEOUT, AlicornTestCase,
+from harness import (ALICORN_BIN, EXIT_TIMEOUT, START_TIMEOUT, AlicornTestCase,
                      can_connect, child_pids, free_port, http_request, pid_alive, run_alicorn,
                      wait_for)
 
@@ -380,9 +380,21 @@ class SyncOps(_OpsBase, _LoadOps):
         self.assertFalse(pid_alive(worker))
         self.assertIn("still running after graceful_timeout", server.log())
 
+    def test_term_right_after_hup_reaches_the_new_workers(self):
+        # A TERM that lands on a worker between fork and its own signal handlers must not be
+        # lost (it would then wait for graceful_timeout, 60 s here, and be killed).
+        for _ in range(3):
+            server = self.start_server(OPS_APP, self.ops_args("--graceful-timeout", "60"),
+                                       workers=2)
+            server.signal(signal.SIGHUP)
+            server.wait_log(r"Booting worker", count=4)
+            server.signal(signal.SIGTERM)
+            self.assertEqual(server.wait_exit(), 0, server.describe())
+            self.assertNotIn("still running after graceful_timeout", server.log())
+            server.cleanup()
+
     def test_chld_logs_exit_codes_and_signals(self):
         server = self.start_server(OPS_APP, self.ops_args(), workers=2)
-        first = server.wait_workers(2)
         try:
             http_request(server.address, path="/exit?code=7", timeout=10)
         except Exception:
@@ -395,7 +407,6 @@ class SyncOps(_OpsBase, _LoadOps):
         server.wait_workers(2, exclude=[victim])
         self.assertIsNone(server.poll())
         self.assertServesHelloLike(server)
-        del first
 
     def assertServesHelloLike(self, server):
         status, _, body, _ = self.get(server, "/")
