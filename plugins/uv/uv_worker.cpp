@@ -66,6 +66,8 @@ static_assert(sizeof(uv_buf_t) == sizeof(struct iovec));
 static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base));
 static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 
+// On a graceful stop, how long a connection accepted just before it may take to send its request.
+constexpr uint64_t kFreshGraceMs = 1000;
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
 constexpr int kAcceptBatch = 8;                 // accepts per readiness event and listener
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
@@ -157,6 +159,7 @@ struct Worker {
   bool accept_paused = false;  // backing off after EMFILE
   bool listeners_closed = false;
   bool stopping = false;
+  uint64_t stop_started_ms = 0;  // loop time of the graceful stop
   bool finishing = false;
   bool clock_stale = false;       // Python ran since the loop's time was updated
   bool closing_response = false;  // a response ended without keep-alive: poll_signals soon
@@ -726,12 +729,12 @@ void begin_graceful(Worker* w) noexcept {
   uv_timer_stop(&w->accept_retry);
   // Idle connections go now: keep-alive ones and fresh ones that sent nothing yet. Requests in
   // flight finish; the host answers them with Connection: close.
+  // A fresh connection that has not sent its request yet was accepted an instant before the
+  // stop: its client is about to send, so it gets kFreshGraceMs to do so (see sweep) instead of
+  // a reset.
   while (w->lists[kIdle].head != nullptr) close_conn(w->lists[kIdle].head, 0);
-  for (Conn* c = w->lists[kReading].head; c != nullptr;) {
-    Conn* next = c->next;
-    if (!c->got_bytes) close_conn(c, 0);
-    c = next;
-  }
+  uv_update_time(&w->loop);
+  w->stop_started_ms = uv_now(&w->loop);
   if (w->finishing) return;
   if (w->nconns == 0) {
     finish_loop(w);
@@ -758,6 +761,14 @@ void check_signals(Worker* w) noexcept {
 void sweep(Worker* w) noexcept {
   uv_update_time(&w->loop);
   uint64_t now = uv_now(&w->loop);
+  if (w->stopping && now - w->stop_started_ms >= kFreshGraceMs) {
+    for (Conn* c = w->lists[kReading].head; c != nullptr;) {
+      Conn* next = c->next;
+      if (!c->got_bytes) close_conn(c, 0);
+      if (w->finishing) return;
+      c = next;
+    }
+  }
   for (int id = kIdle; id < kListCount; ++id) {
     List& l = w->lists[id];
     if (l.timeout_ms == 0) continue;
