@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "alicorn/access_log.hpp"
+#include "alicorn/hooks.hpp"
 #include "alicorn/http_parser.hpp"
 #include "alicorn/log.hpp"
 #include "alicorn/python_runtime.hpp"
@@ -196,6 +197,16 @@ void log_access(alicorn_session* s) {
   write_access_log(rec);
 }
 
+// post_request, once per request that reached the app, whichever way its response ended.
+// Takes the GIL only when a pre_request ran.
+void run_post_request(alicorn_session* s) {
+  if (s->hook_env == nullptr) return;
+  python::Gil gil;
+  hooks::run_request_hook("post_request", s->hook_env, s->r.status.empty() ? nullptr : s->r.status.c_str(),
+                          &s->r.headers, s->r.body_sent);
+  Py_CLEAR(s->hook_env);
+}
+
 void finish(alicorn_session* s) {
   Response& r = s->r;
   r.finished = true;
@@ -264,6 +275,11 @@ void run_app(alicorn_session* s) {
   }
   s->app_active = true;
   PyObject* args[2] = {env, s->start_response};
+  if (hooks::has_request_hooks()) {
+    hooks::run_request_hook("pre_request", env);
+    Py_INCREF(env);
+    s->hook_env = env;
+  }
   r.result = PyObject_Vectorcall(g->app, args, 2, nullptr);
   Py_DECREF(env);
   bool complete = false;
@@ -596,6 +612,7 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
         close_result(s);
       }
       finish(s);
+      run_post_request(s);
       return ALICORN_PULL_DONE;
     }
     if (out->iovcnt > 0) return ALICORN_PULL_MORE;  // write what we have before the app runs
@@ -612,6 +629,7 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
         close_result(s);
         r.keep_alive = false;
         s->state = State::Done;
+        run_post_request(s);
         return ALICORN_PULL_ABORT;
       }
       Py_CLEAR(r.iter);
@@ -624,6 +642,7 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
       close_result(s);
       r.keep_alive = false;
       s->state = State::Done;
+      run_post_request(s);
       return ALICORN_PULL_ABORT;
     }
     r.chunks.push_back(item);
@@ -646,13 +665,15 @@ void session_abort(alicorn_session* s, int error) {
   if (s->state == alicorn_session::State::Responding) log_access(s);
   s->r.keep_alive = false;
   s->state = alicorn_session::State::Done;
+  run_post_request(s);
 }
 
 void session_free(alicorn_session* s) {
   if (s == nullptr) return;
   retire_chunks(s);
   if (!s->held.empty() || s->r.result != nullptr || s->start_response != nullptr ||
-      s->input != nullptr || s->py_remote_addr != nullptr) {
+      s->input != nullptr || s->py_remote_addr != nullptr || s->hook_env != nullptr) {
+    run_post_request(s);
     python::Gil gil;
     close_result(s);
     drop_held(s);

@@ -119,6 +119,7 @@ struct alicorn_session {
   std::string cached_host;             // Host of the previous request, and what it gave
   PyObject* py_server_name = nullptr;
   PyObject* py_server_port = nullptr;
+  PyObject* hook_env = nullptr;        // the environ pre_request saw, for post_request
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
