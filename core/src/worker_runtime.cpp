@@ -29,7 +29,13 @@ volatile sig_atomic_t g_reopen_logs = 0;
 int g_hook_pipe[2] = {-1, -1};
 std::atomic<bool> g_int_hook_done{false};
 
+// Set with every wake-up byte: poll_signals only reads the pipe when something was written.
+std::atomic<bool> g_wake_pending{false};
+// The last time poll_signals asked whether the arbiter is still our parent.
+std::atomic<int64_t> g_parent_checked_ms{0};
+
 void wake(alicorn_worker_ctx* ctx) {
+  g_wake_pending.store(true);
   char c = 1;
   ssize_t ignored = ::write(ctx->wake_write, &c, 1);
   (void)ignored;
@@ -168,8 +174,12 @@ int host_wake_fd(alicorn_worker_ctx* ctx) { return ctx ? ctx->wake_read : -1; }
 
 int host_poll_signals(alicorn_worker_ctx* ctx) {
   if (ctx == nullptr) return ALICORN_STOP_FAST;
-  char buf[64];
-  while (::read(ctx->wake_read, buf, sizeof buf) > 0) {
+  // Cheap enough to call after every request: no system call unless a signal came, and the
+  // parent check (getppid) at most once a second.
+  if (g_wake_pending.exchange(false)) {
+    char buf[64];
+    while (::read(ctx->wake_read, buf, sizeof buf) > 0) {
+    }
   }
   if (g_reopen_logs) {
     g_reopen_logs = 0;
@@ -178,7 +188,13 @@ int host_poll_signals(alicorn_worker_ctx* ctx) {
     } catch (...) {
     }
   }
-  if (ctx->run_state.load() == ALICORN_RUNNING && ::getppid() != ctx->master_pid) {
+  int64_t now = monotonic_ms();
+  bool orphaned = false;
+  if (ctx->run_state.load() == ALICORN_RUNNING && now - g_parent_checked_ms.load() >= 1000) {
+    g_parent_checked_ms.store(now);
+    orphaned = ::getppid() != ctx->master_pid;
+  }
+  if (orphaned) {
     int expected = ALICORN_RUNNING;
     if (ctx->run_state.compare_exchange_strong(expected, ALICORN_STOP_GRACEFUL))
       host_log(ctx, ALICORN_LOG_INFO, "Parent changed, shutting down");
