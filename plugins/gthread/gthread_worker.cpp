@@ -43,7 +43,7 @@
 //
 // Stopping:
 //  * ALICORN_STOP_GRACEFUL: stop accepting; idle keep-alive and fresh connections are closed
-//    after a 1 s linger (a request arriving meanwhile is answered, with Connection: close,
+//    after a 250 ms linger (a request arriving meanwhile is answered, with Connection: close,
 //    so a client racing the stop sees no reset); requests in flight finish and carry
 //    `Connection: close`. When no connection is left, or at the drain
 //    deadline (graceful_timeout less a margin), the pool is stopped: sockets still busy are
@@ -92,7 +92,7 @@ constexpr int64_t kNever = INT64_MAX;
 constexpr int64_t kFastStopWaitMs = 1000;
 constexpr int64_t kAcceptPauseMs = 100;  // after EMFILE & co.
 constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
-constexpr int64_t kStopLingerMs = 1000;  // idle connections at a graceful stop
+constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
 
 // epoll tags: small integers; anything else is a Conn*.
 constexpr uint64_t kTagWake = 1;

@@ -484,7 +484,10 @@ class Signals(GthreadTestCase):
         racer.request(path="/info/racer")
         status, headers, body = racer.read_response()
         self.assertEqual((status, json_body(body)["path"]), (200, "/info/racer"))
-        self.assertEqual(headers.get("connection"), "close")
+        if headers.get("connection") != "close":
+            # The request reached the worker before the TERM did (the master forwards it): it
+            # was served as usual, and the connection still closes with the stop.
+            self.assertIsNotNone(racer.wait_closed(5), "racer connection kept open during stop")
         # The idle keep-alive connection is closed at once, not after the keep-alive timeout.
         self.assertIsNotNone(idle.wait_closed(1.5), "idle connection kept open during stop")
         status, headers, body = busy.read_response()
