@@ -529,6 +529,8 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
       throw ConfigError(it->second.source + ": " + e.what());
     }
   }
+  // As in Gunicorn: the sync worker with more than one thread means the threaded worker.
+  if (config.worker_class == "sync" && config.threads > 1) config.worker_class = "gthread";
   if (!config.app && (out.action == Action::Serve || out.action == Action::CheckConfig))
     throw ConfigError("wsgi_app: no application given (expected APP_MODULE on the command line "
                       "or wsgi_app in the config file, e.g. myproject.wsgi:application)");

@@ -606,3 +606,17 @@ TEST(ShellSplit, UnterminatedQuote) {
 }
 
 }  // namespace
+
+namespace {
+alicorn::Config load_args(std::vector<const char*> args) {
+  args.insert(args.begin(), "alicorn");
+  return alicorn::load_config(static_cast<int>(args.size()), args.data(), {}).config;
+}
+}  // namespace
+
+TEST(ConfigWorkerClass, SyncWithThreadsMeansGthread) {
+  EXPECT_EQ(load_args({"-k", "sync", "--threads", "4", "app:x"}).worker_class, "gthread");
+  EXPECT_EQ(load_args({"--threads", "2", "app:x"}).worker_class, "gthread");
+  EXPECT_EQ(load_args({"-k", "sync", "--threads", "1", "app:x"}).worker_class, "sync");
+  EXPECT_EQ(load_args({"-k", "uv", "--threads", "4", "app:x"}).worker_class, "uv");
+}
