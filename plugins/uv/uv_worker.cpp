@@ -38,7 +38,15 @@
 //     max_requests is reached the host stops keeping connections, so that is where it shows,
 //     and keep-alive traffic pays no syscall for it.
 //
-// Not implemented: ALICORN_CAP_SENDFILE (the host does not emit file segments yet).
+//   * Files (ALICORN_CAP_SENDFILE): an output's file segment (wsgi.file_wrapper over a regular
+//     file) goes out after its iovs with sendfile(2) straight on the non-blocking socket, so the
+//     file's pages never pass through this process. libuv cannot wait for writability on a
+//     stream it owns without a write of its own, so when sendfile meets EAGAIN the next block
+//     (kFileBlock) is pread into a per-connection buffer and handed to uv_write; its completion
+//     (the socket drained) resumes sendfile. The same block write is how a file yields to the
+//     other connections once it used its turn (kTurnBudget calls or kFileTurnBytes). The segment
+//     is part of the output: the next pull waits until all of it went out, and the connection
+//     sits in the writing list meanwhile, like any other pending write.
 //
 // No C++ exception crosses into libuv or the host: the code below does not throw (nothrow new,
 // no growing containers after create), and the entry points catch everything.
@@ -46,6 +54,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -76,6 +85,9 @@ constexpr uint64_t kDefaultRequestTimeoutMs = 30000;  // when --timeout is 0
 constexpr uint64_t kAcceptRetryMs = 100;        // pause after EMFILE and friends
 constexpr size_t kPoolMax = 1024;               // closed connections kept for reuse
 constexpr uint64_t kBackendTag = ~uint64_t{0};  // epoll tag of libuv's backend fd
+constexpr size_t kFileBlock = 64 * 1024;        // a file block copied when sendfile would block
+constexpr int64_t kFileTurnBytes = 8 << 20;     // file bytes sent per connection per turn
+constexpr size_t kSendfileMax = 1u << 30;       // bytes asked of one sendfile call
 
 struct Worker;
 
@@ -116,7 +128,9 @@ struct Conn {
   bool registered;   // counted in Worker::nconns
   bool nodelay_due;  // TCP, TCP_NODELAY not set yet (see write_output)
   bool wrote;        // something was written on this connection
-  alicorn_output out;
+  alicorn_output out;  // out.file_offset/file_length advance as the file segment goes out
+  char* file_buf;      // kFileBlock bytes for the sendfile fallback, allocated on first use
+  size_t file_block;   // bytes of file_buf in the pending uv_write (0: no file block in flight)
 };
 
 struct List {
@@ -251,10 +265,15 @@ Conn* acquire_conn(Worker* w) noexcept {
   c->out.struct_size = sizeof c->out;
   c->out.iovcnt = 0;
   c->out.file_fd = -1;
+  c->out.file_offset = c->out.file_length = 0;
+  c->file_buf = nullptr;
+  c->file_block = 0;
   return c;
 }
 
 void release_conn(Worker* w, Conn* c) noexcept {
+  delete[] c->file_buf;  // not kept in the pool: 64 KB each
+  c->file_buf = nullptr;
   if (w->pool_size < kPoolMax) {
     c->next = w->pool;
     w->pool = c;
@@ -346,17 +365,66 @@ void set_nodelay(Conn* c) noexcept {
   uv_tcp_nodelay(&c->h.tcp, 1);
 }
 
-// Write c->out: at once as far as the socket takes it, the rest with uv_write. Returns 0 when
-// everything was written, 1 when a uv_write is pending (on_write follows), or a negative error.
+// Send what is left of c->out's file segment. sendfile(2) straight on the socket while it
+// takes bytes and the turn lasts; after that (EAGAIN, the turn used up, or `defer`) one block is
+// pread and written with uv_write, whose completion (on_write) advances the segment and calls
+// this again. Returns 0 when the segment is out, 1 when a uv_write is pending, or a negative error.
+int send_file(Conn* c, bool defer) noexcept {
+  alicorn_output& o = c->out;
+  if (o.file_fd < 0 || o.file_length <= 0) return 0;
+  uv_os_fd_t fd = -1;
+  if (int r = uv_fileno(&c->h.handle, &fd); r != 0) return r;
+  if (c->nodelay_due && c->wrote) set_nodelay(c);
+  c->wrote = true;
+  if (!defer) {
+    int64_t sent = 0;
+    while (o.file_length > 0 && c->budget > 0 && sent < kFileTurnBytes) {
+      off_t offset = static_cast<off_t>(o.file_offset);
+      size_t want = o.file_length > static_cast<int64_t>(kSendfileMax)
+                        ? kSendfileMax : static_cast<size_t>(o.file_length);
+      ssize_t n = ::sendfile(fd, o.file_fd, &offset, want);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return -errno;
+      }
+      if (n == 0) return -EPIPE;  // the file shrank under us: the response cannot be completed
+      --c->budget;
+      sent += n;
+      o.file_offset += n;
+      o.file_length -= n;
+    }
+    if (o.file_length == 0) return 0;
+  }
+  if (c->nodelay_due) set_nodelay(c);  // the rest goes out in several writes
+  if (c->file_buf == nullptr) {
+    c->file_buf = new (std::nothrow) char[kFileBlock];
+    if (c->file_buf == nullptr) return ALICORN_ENOMEM;
+  }
+  size_t want = o.file_length > static_cast<int64_t>(kFileBlock)
+                    ? kFileBlock : static_cast<size_t>(o.file_length);
+  ssize_t n;
+  do {
+    n = ::pread(o.file_fd, c->file_buf, want, static_cast<off_t>(o.file_offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  if (n == 0) return -EPIPE;  // the file shrank
+  uv_buf_t buf = uv_buf_init(c->file_buf, static_cast<unsigned>(n));
+  int r = uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write);
+  if (r < 0) return r;
+  c->file_block = static_cast<size_t>(n);
+  return 1;
+}
+
+// Write c->out: at once as far as the socket takes it, the rest with uv_write, then its file
+// segment (send_file). Returns 0 when everything was written, 1 when a uv_write is pending
+// (on_write follows, and sends the file segment if it is still due), or a negative error.
 // `defer` sends everything through uv_write, so the continuation runs in a later loop turn.
 int write_output(Conn* c, bool defer) noexcept {
   alicorn_output& o = c->out;
-  // No ALICORN_CAP_SENDFILE: the host must not hand us a file segment. If it ever did, failing
-  // the response beats sending it short.
-  if (o.file_fd >= 0 && o.file_length > 0) return ALICORN_EINVAL;
   int cnt = o.iovcnt;
-  if (cnt <= 0) return 0;
   if (cnt > ALICORN_OUTPUT_IOV_MAX) return ALICORN_EINVAL;
+  if (cnt <= 0) return send_file(c, defer);
   uv_buf_t* bufs = reinterpret_cast<uv_buf_t*>(o.iov);
   size_t done = 0;
   if (c->nodelay_due && c->wrote) set_nodelay(c);
@@ -374,7 +442,7 @@ int write_output(Conn* c, bool defer) noexcept {
     ++bufs;
     --cnt;
   }
-  if (cnt == 0) return 0;
+  if (cnt == 0) return send_file(c, defer);
   c->wrote = true;
   if (c->nodelay_due) set_nodelay(c);  // the rest goes out in several writes
   bufs->base += done;
@@ -514,6 +582,20 @@ void on_write(uv_write_t* req, int status) noexcept {
   Worker* w = c->w;
   list_remove(w, c);
   c->budget = kTurnBudget;
+  if (c->file_block > 0) {  // a block of the file segment went out
+    c->out.file_offset += static_cast<int64_t>(c->file_block);
+    c->out.file_length -= static_cast<int64_t>(c->file_block);
+    c->file_block = 0;
+  }
+  // The iovs (or a file block) are out; the rest of the file segment comes before the next pull.
+  if (int r = send_file(c, false); r != 0) {
+    if (r < 0) {
+      close_conn(c, r);
+    } else {
+      list_append(w, c, kWriting);
+    }
+    return;
+  }
   if (c->last_pull == ALICORN_PULL_MORE && drain(c) != kContinue) return;
   int rc;
   if (c->phase == Phase::Interim) {
@@ -1023,7 +1105,7 @@ const alicorn_worker_vtable kUvVtable = {
     "uv",
     ALICORN_PLUGIN_VERSION,
     "libuv event loop: many connections per process, keep-alive and pipelining",
-    ALICORN_CAP_NONBLOCKING | ALICORN_CAP_KEEPALIVE,
+    ALICORN_CAP_NONBLOCKING | ALICORN_CAP_KEEPALIVE | ALICORN_CAP_SENDFILE,
     uv_worker_create,
     uv_worker_run,
     uv_worker_destroy,

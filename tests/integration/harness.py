@@ -13,6 +13,7 @@ Environment (set by ctest, with fallbacks for running by hand from this folder):
     ALICORN_TEST_VERBOSE=1   print each server's log when its test ends
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -497,3 +499,24 @@ class AlicornTestCase(unittest.TestCase):
         if marker is not None:
             self.assertFalse(os.path.exists(marker),
                              "the app was imported (a process was forked)\n%r" % result)
+
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def multipart(fields, files):
+    """(body, content type) of a multipart/form-data request: fields [(name, text)], files
+    [(field, filename, bytes)]."""
+    boundary = "alicorn-%s" % uuid.uuid4().hex
+    out = []
+    for name, value in fields:
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
+                    % (boundary, name)).encode() + value.encode("utf-8") + b"\r\n")
+    for field, filename, data in files:
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                    "Content-Type: application/octet-stream\r\n\r\n"
+                    % (boundary, field, filename)).encode() + data + b"\r\n")
+    out.append(("--%s--\r\n" % boundary).encode())
+    return b"".join(out), "multipart/form-data; boundary=%s" % boundary

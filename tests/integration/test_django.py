@@ -3,36 +3,15 @@ worker class with `--chdir apps/django_site wsgi:application`, as an operator wo
 a template view, a csrf_exempt POST (form and multipart), the CSRF middleware refusing a POST,
 StreamingHttpResponse, FileResponse (wsgi.file_wrapper), 404, APPEND_SLASH and SCRIPT_NAME."""
 
-import hashlib
 import json
 import os
 import unittest
-import uuid
 from urllib.parse import quote
 
-from harness import APPS_DIR, AlicornTestCase
+from harness import APPS_DIR, AlicornTestCase, multipart, sha256
 
 SITE_DIR = os.path.join(APPS_DIR, "django_site")
 
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def multipart(fields, files):
-    """(body, content type) of a multipart/form-data request: fields [(name, text)], files
-    [(field, filename, bytes)]."""
-    boundary = "alicorn-%s" % uuid.uuid4().hex
-    out = []
-    for name, value in fields:
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
-                    % (boundary, name)).encode() + value.encode("utf-8") + b"\r\n")
-    for field, filename, data in files:
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-                    "Content-Type: application/octet-stream\r\n\r\n"
-                    % (boundary, field, filename)).encode() + data + b"\r\n")
-    out.append(("--%s--\r\n" % boundary).encode())
-    return b"".join(out), "multipart/form-data; boundary=%s" % boundary
 
 
 class DjangoTests:

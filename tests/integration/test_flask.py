@@ -2,36 +2,15 @@
 variables, JSON in and out, a form POST, a multipart upload of several MB, a streamed response,
 send_file (with its conditional 304), a 404 and an abort(403)."""
 
-import hashlib
 import json
 import os
 import unittest
-import uuid
 from urllib.parse import quote
 
-from harness import APPS_DIR, AlicornTestCase
+from harness import APPS_DIR, AlicornTestCase, multipart, sha256
 
 SITE_DIR = os.path.join(APPS_DIR, "flask_site")
 
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def multipart(fields, files):
-    """(body, content type) of a multipart/form-data request: fields [(name, text)], files
-    [(field, filename, bytes)]."""
-    boundary = "alicorn-%s" % uuid.uuid4().hex
-    out = []
-    for name, value in fields:
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n"
-                    % (boundary, name)).encode() + value.encode("utf-8") + b"\r\n")
-    for field, filename, data in files:
-        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
-                    "Content-Type: application/octet-stream\r\n\r\n"
-                    % (boundary, field, filename)).encode() + data + b"\r\n")
-    out.append(("--%s--\r\n" % boundary).encode())
-    return b"".join(out), "multipart/form-data; boundary=%s" % boundary
 
 
 class FlaskTests:
