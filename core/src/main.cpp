@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <set>
+#include <vector>
 #include <iostream>
 
 #include "alicorn/access_log.hpp"
@@ -35,22 +38,41 @@ std::string env_or_empty(const char* name) {
   return v ? v : "";
 }
 
+// Every plugin file in the search path, in lookup order: `-k NAME` takes the first NAME.so, so
+// a later one of the same name is marked shadowed.
 int list_workers() {
-  auto dirs = plugin_search_path(env_or_empty("ALICORN_PLUGIN_PATH"));
-  std::printf("%-10s %-10s %-6s %s\n", "NAME", "VERSION", "ABI", "PATH");
-  for (const auto& dir : dirs) {
+  struct Row {
+    std::string name, version, abi, path, note;
+  };
+  std::vector<Row> rows;
+  std::set<std::string> seen;
+  for (const auto& dir : plugin_search_path(env_or_empty("ALICORN_PLUGIN_PATH"))) {
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.path().extension() != ".so") continue;
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+      if (entry.path().extension() == ".so") files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      std::string stem = file.stem().string();
+      std::string shadowed = seen.insert(stem).second ? "" : "shadowed by an earlier " + stem + ".so; ";
       try {
-        Plugin p = load_plugin_file(entry.path());
-        std::printf("%-10s %-10s %u.%u    %s\n", p.vtable().name, p.vtable().version,
-                    p.abi_major(), p.abi_minor(), entry.path().c_str());
+        Plugin p = load_plugin_file(file);
+        const char* description = p.vtable().description;
+        rows.push_back({p.vtable().name, p.vtable().version,
+                        std::to_string(p.abi_major()) + "." + std::to_string(p.abi_minor()),
+                        file.string(), shadowed + (description ? description : "")});
       } catch (const PluginError& e) {
-        std::printf("%-10s %-10s %-6s %s (refused: %s)\n", entry.path().stem().c_str(), "-", "-",
-                    entry.path().c_str(), e.what());
+        rows.push_back({stem, "-", "-", file.string(), shadowed + "refused: " + e.what()});
       }
     }
+  }
+  size_t width = 4;
+  for (const auto& r : rows) width = std::max(width, r.name.size());
+  std::printf("%-*s  %-8s  %-4s  %s\n", static_cast<int>(width), "NAME", "VERSION", "ABI", "PATH");
+  for (const auto& r : rows) {
+    std::printf("%-*s  %-8s  %-4s  %s\n", static_cast<int>(width), r.name.c_str(), r.version.c_str(),
+                r.abi.c_str(), r.path.c_str());
+    if (!r.note.empty()) std::printf("%-*s  %s\n", static_cast<int>(width), "", r.note.c_str());
   }
   return 0;
 }
