@@ -111,8 +111,9 @@ class NewerMajorRefused(AlicornTestCase):
     def test_wrong_major_listed_as_refused(self):
         res = run_alicorn(["--list-workers"], env={"ALICORN_PLUGIN_PATH": TEST_PLUGIN_DIR})
         self.assertEqual(res.returncode, 0, res)
-        self.assertRegex(res.stdout, r"(?m)^wrong_major\s.*\(refused: .*speaks ABI \d+\.0, "
-                                     r"this alicorn speaks ABI")
+        # The row, then its note on the next line.
+        self.assertRegex(res.stdout, r"(?m)^wrong_major\s+-\s+-\s+\S*wrong_major\.so\n\s+refused: "
+                                     r".*speaks ABI \d+\.0, this alicorn speaks ABI")
 
 
 if __name__ == "__main__":
