@@ -177,7 +177,9 @@ class Concurrency(GthreadTestCase):
         docs = [r[1] for r in results]
         self.assertEqual(len({d["pid"] for d in docs}), 1, docs)
         self.assertEqual(len({d["thread"] for d in docs}), 4, "not 4 distinct threads: %r" % docs)
-        self.assertLess(elapsed, 1.4, "4 x 0.5 s requests on 4 threads took %.2fs" % elapsed)
+        # Concurrency as a fact, not a timing: every request began before any of them ended.
+        self.assertLess(max(d["began"] for d in docs), min(d["ended"] for d in docs),
+                        "the 4 requests did not overlap (%.2fs in all): %r" % (elapsed, docs))
 
     def test_multithread_in_environ(self):
         server = self.start(threads=4)
@@ -196,7 +198,8 @@ class Concurrency(GthreadTestCase):
             started = time.monotonic()
             doc = self.get_info(server, "/info/fast")
             self.assertEqual(doc["path"], "/info/fast")
-            self.assertLess(time.monotonic() - started, 2.0)
+            # Generous: the point is "served while the trickler waits", not a speed.
+            self.assertLess(time.monotonic() - started, 10.0)
         slow.send(b"X-Late: yes\r\n\r\n")
         status, _, body = slow.read_response()
         self.assertEqual(status, 200, server.describe())

@@ -46,6 +46,7 @@ def app(environ, start_response):
         time.sleep(seconds)
         doc = _info(environ)
         doc["slept"] = time.monotonic() - started
+        doc["began"], doc["ended"] = started, time.monotonic()  # CLOCK_MONOTONIC: one per machine
         return _json(start_response, doc)
     if path == "/echo":
         body = environ["wsgi.input"].read()
