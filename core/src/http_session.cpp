@@ -173,7 +173,7 @@ void reset_response(alicorn_session* s) {
   r.body_sent = 0;
   r.chunked = r.no_body = r.head_out = r.keep_alive = r.finished = false;
   r.file_fd = -1;
-  r.file_offset = r.file_length = 0;
+  r.file_offset = r.file_length = r.file_in_flight = 0;
   r.file_pending = false;
 }
 
@@ -566,6 +566,9 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
     return ALICORN_PULL_DONE;
   }
   if (s->state != State::Responding) return ALICORN_ESTATE;
+  // Pulling again means everything handed out before was written, the file segment included.
+  r.body_sent += r.file_in_flight;
+  r.file_in_flight = 0;
   auto add = [&](const void* p, size_t n) {
     out->iov[out->iovcnt++] = {const_cast<void*>(p), n};
   };
@@ -600,7 +603,7 @@ int session_pull(alicorn_session* s, alicorn_output* out) try {
         out->file_fd = r.file_fd;
         out->file_offset = r.file_offset;
         out->file_length = r.file_length;
-        r.body_sent += r.file_length;
+        r.file_in_flight = r.file_length;  // counted as sent once the plugin pulls again
         return ALICORN_PULL_MORE;
       }
     }

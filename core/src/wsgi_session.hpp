@@ -78,6 +78,7 @@ struct Response {
   int file_fd = -1;  // wsgi.file_wrapper over a real file: sent with sendfile by the plugin
   int64_t file_offset = 0;
   int64_t file_length = 0;
+  int64_t file_in_flight = 0;  // handed to the plugin, not yet known to be written
   bool file_pending = false;
   char frames[ALICORN_OUTPUT_IOV_MAX][24];
 };
