@@ -13,10 +13,6 @@
 namespace alicorn {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
 std::string_view request_header(const RequestParser* req, std::string_view name) {
   if (req == nullptr) return {};
   for (const auto& h : req->headers())

@@ -39,9 +39,6 @@ bool write_all(int fd, const char* p, size_t len) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 }  // namespace
 
@@ -181,12 +178,6 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   return Status::Error;
 }
 
-namespace {
-bool is_tchar(unsigned char c) {
-  return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-}  // namespace
-
 RequestParser::Status RequestParser::probe_method(const char* data, size_t len, size_t& consumed) {
   if (len > 0 && !method_probe_done_) {
     size_t n = std::min(len, kMethodProbe - std::min(kMethodProbe, method_probe_.size()));
@@ -195,8 +186,7 @@ RequestParser::Status RequestParser::probe_method(const char* data, size_t len, 
   consumed = len;
   auto sp = method_probe_.find(' ');
   std::string_view token(method_probe_.data(), sp == std::string::npos ? method_probe_.size() : sp);
-  bool all_tchar = !token.empty() &&
-                   std::all_of(token.begin(), token.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
+  bool all_tchar = is_token(token);
   if (sp == std::string::npos && all_tchar && method_probe_.size() < kMethodProbe)
     return Status::NeedMore;  // the token is not complete yet
   probing_method_ = false;

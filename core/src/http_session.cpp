@@ -70,8 +70,7 @@ void close_result(alicorn_session* s) {
 // Move every owned reference of the response to `held` (no GIL needed).
 void retire_chunks(alicorn_session* s) {
   Response& r = s->r;
-  for (size_t i = r.next_chunk; i < r.chunks.size(); ++i) s->held.push_back(r.chunks[i]);
-  for (size_t i = 0; i < r.next_chunk; ++i) s->held.push_back(r.chunks[i]);
+  s->held.insert(s->held.end(), r.chunks.begin(), r.chunks.end());
   r.chunks.clear();
   r.next_chunk = 0;
 }
@@ -101,17 +100,18 @@ bool connection_may_persist(alicorn_session* s) {
 // Decide framing once the status, headers and the known part of the body are in.
 void frame_response(alicorn_session* s, bool body_complete) {
   Response& r = s->r;
-  bool head = s->parser.method() == "HEAD";
-  r.no_body = head || r.code < 200 || r.code == 204 || r.code == 304;
+  const bool bodiless_status = r.code < 200 || r.code == 204 || r.code == 304;
+  r.no_body = bodiless_status || s->parser.method() == "HEAD";
   // A streamed body the app left unread (or that broke off) makes the connection unusable.
   r.keep_alive = connection_may_persist(s) && !r.app_close && s->parser.message_complete() &&
                  !s->input_broken;
+  int64_t total = 0;  // of a complete body
+  if (body_complete)
+    for (PyObject* c : r.chunks) total += PyBytes_GET_SIZE(c);
   if (r.app_length >= 0) {
     r.content_length = r.app_length;
   } else if (body_complete) {
-    int64_t total = 0;
-    for (PyObject* c : r.chunks) total += PyBytes_GET_SIZE(c);
-    if (!(r.code < 200 || r.code == 204 || r.code == 304)) r.content_length = total;
+    if (!bodiless_status) r.content_length = total;
   } else if (r.no_body) {
     // nothing to frame
   } else if (s->parser.http_minor() >= 1) {
@@ -121,22 +121,16 @@ void frame_response(alicorn_session* s, bool body_complete) {
   }
   r.buf.clear();
   append_head(s, r.buf);
-  if (r.no_body) return;
   // Small complete bodies are copied behind the head so the response is one buffer.
-  if (body_complete && !r.chunked) {
-    int64_t total = 0;
-    for (PyObject* c : r.chunks) total += PyBytes_GET_SIZE(c);
-    if (total <= static_cast<int64_t>(kCopyBodyLimit)) {
-      int64_t left = r.content_length >= 0 ? r.content_length : total;
-      for (PyObject* c : r.chunks) {
-        int64_t n = std::min<int64_t>(PyBytes_GET_SIZE(c), left);
-        r.buf.append(PyBytes_AS_STRING(c), static_cast<size_t>(n));
-        left -= n;
-        r.body_sent += n;
-      }
-      retire_chunks(s);
-    }
+  if (r.no_body || !body_complete || total > static_cast<int64_t>(kCopyBodyLimit)) return;
+  int64_t left = r.content_length >= 0 ? r.content_length : total;
+  for (PyObject* c : r.chunks) {
+    int64_t n = std::min<int64_t>(PyBytes_GET_SIZE(c), left);
+    r.buf.append(PyBytes_AS_STRING(c), static_cast<size_t>(n));
+    left -= n;
+    r.body_sent += n;
   }
+  retire_chunks(s);
 }
 
 void error_response(alicorn_session* s, int code, std::string_view detail) {
@@ -516,8 +510,10 @@ int session_run(alicorn_session* s) try {
   if (s == nullptr) return ALICORN_EINVAL;
   if (s->state != State::Ready) return ALICORN_ESTATE;
   s->state = State::Responding;
-  s->start_unix_us = unix_time_us();
-  s->start_mono_us = mono_us();
+  if (log::access() != nullptr) {  // the clocks are only for the access log
+    s->start_unix_us = unix_time_us();
+    s->start_mono_us = mono_us();
+  }
   s->logged = false;
   if (s->parse_error) {
     const auto& p = s->parser;

@@ -11,19 +11,8 @@
 namespace alicorn {
 namespace {
 
-// RFC 9110 tchar: what a header name may be made of.
-constexpr std::array<bool, 256> kTokenChars = [] {
-  std::array<bool, 256> t{};
-  constexpr std::string_view separators = "()<>@,;:\\\"/[]?={}";
-  for (int c = 33; c < 127; ++c) t[static_cast<size_t>(c)] = separators.find(static_cast<char>(c)) == std::string_view::npos;
-  return t;
-}();
-
 bool valid_header_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (unsigned char c : name)
-    if (!kTokenChars[c]) return false;
-  return true;
+  return is_token(name);
 }
 
 bool valid_header_value(std::string_view value) {

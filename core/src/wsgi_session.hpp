@@ -19,9 +19,6 @@
 
 namespace alicorn {
 
-inline bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-process WSGI state

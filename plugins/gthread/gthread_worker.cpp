@@ -350,15 +350,7 @@ ssize_t conn_recv(void* io, void* buf, size_t len) {
 
 // Interim responses (100 Continue) on the blocking socket; SO_SNDTIMEO bounds a stall.
 ssize_t conn_send(void* io, const void* buf, size_t len) {
-  auto* c = static_cast<Conn*>(io);
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = send(c->fd, static_cast<const char*>(buf) + done, len - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    done += static_cast<size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
+  return alicorn_send_all(static_cast<Conn*>(io)->fd, buf, len);
 }
 
 // Serve a connection the poller found readable (or gave up on) until it must wait again.

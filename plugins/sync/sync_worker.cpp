@@ -50,28 +50,6 @@ bool send_output(SyncWorker* w, alicorn_session* s, int fd) {
   }
 }
 
-// The app reads the request body straight from the socket (ABI 1.1 conn_info.recv/send).
-ssize_t conn_recv(void* io, void* buf, size_t len) {
-  int fd = static_cast<int>(reinterpret_cast<intptr_t>(io));
-  for (;;) {
-    ssize_t n = recv(fd, buf, len, 0);
-    if (n >= 0) return n;
-    if (errno != EINTR) return -errno;
-  }
-}
-
-ssize_t conn_send(void* io, const void* buf, size_t len) {
-  int fd = static_cast<int>(reinterpret_cast<intptr_t>(io));
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = send(fd, static_cast<const char*>(buf) + done, len - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    done += static_cast<size_t>(n);
-  }
-  return static_cast<ssize_t>(done);
-}
-
 void handle_connection(SyncWorker* w, int fd, uint32_t listener, const sockaddr* peer,
                        socklen_t peer_len) {
   if (w->cfg->timeout > 0) {
@@ -89,8 +67,8 @@ void handle_connection(SyncWorker* w, int fd, uint32_t listener, const sockaddr*
   info.peer = peer;
   info.peer_len = peer_len;
   info.io = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
-  info.recv = conn_recv;
-  info.send = conn_send;
+  info.recv = alicorn_fd_recv;  // the app reads the body straight from the socket (ABI 1.1)
+  info.send = alicorn_fd_send;
   alicorn_session* s = w->host->session_new(w->ctx, &info);
   if (s == nullptr) {
     close(fd);

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <llhttp.h>
+#include <strings.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -130,6 +132,27 @@ class RequestParser {
   int error_status_ = 0;
   std::string error_reason_;
 };
+
+// ASCII case-insensitive equality, for header names and tokens.
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// RFC 9110 token (tchar+): what methods and header names are made of.
+inline constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<size_t>(c)] = t[static_cast<size_t>(c - 'A' + 'a')] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+inline bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
 
 // Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know.
 std::string_view reason_phrase(int status);

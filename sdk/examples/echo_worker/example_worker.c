@@ -78,29 +78,6 @@ static int update_state(example_worker *w) {
   return w->state;
 }
 
-/* ---- the connection's I/O callbacks (ABI 1.1): called by the host inside session_run ---- */
-
-static ssize_t conn_recv(void *io, void *buf, size_t len) {
-  int fd = (int)(intptr_t)io;
-  for (;;) {
-    ssize_t n = recv(fd, buf, len, 0);
-    if (n >= 0) return n;
-    if (errno != EINTR) return -errno;
-  }
-}
-
-static ssize_t conn_send(void *io, const void *buf, size_t len) {
-  int fd = (int)(intptr_t)io;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -errno;
-    done += (size_t)n;
-  }
-  return (ssize_t)done;
-}
-
 /* ---- one connection ----------------------------------------------------------------------- */
 
 /* Wait until fd is readable (1), or give up (0): the deadline passed, a fast stop, or a
@@ -141,7 +118,7 @@ static int send_output(example_worker *w, alicorn_session *s, int fd) {
 static void serve_connection(example_worker *w, int fd, uint32_t listener,
                              const struct sockaddr *peer, socklen_t peer_len) {
   /* A client that stops reading or sending must not hold the worker past --timeout: blocking
-     calls on the socket (ours, and the app's body reads through conn_recv) time out. */
+     calls on the socket (ours, and the app's body reads through alicorn_fd_recv) time out. */
   double request_timeout = w->cfg->timeout > 0 ? w->cfg->timeout : 30.0;
   struct timeval tv;
   tv.tv_sec = (time_t)request_timeout;
@@ -157,8 +134,8 @@ static void serve_connection(example_worker *w, int fd, uint32_t listener,
   info.peer = peer;
   info.peer_len = peer_len;
   info.io = (void *)(intptr_t)fd; /* since 1.1: the app streams the body from the socket */
-  info.recv = conn_recv;
-  info.send = conn_send;
+  info.recv = alicorn_fd_recv;
+  info.send = alicorn_fd_send;
   alicorn_session *s = w->host->session_new(w->ctx, &info);
   if (s == NULL) {
     close(fd);

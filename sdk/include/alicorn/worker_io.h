@@ -6,6 +6,8 @@
 #define ALICORN_WORKER_IO_H
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 
@@ -52,6 +54,33 @@ static inline int alicorn_output_write_blocking(int fd, alicorn_output *out) {
     }
   }
   return 0;
+}
+
+/* Write all of buf to a blocking socket. Returns len, or -errno. */
+static inline ssize_t alicorn_send_all(int fd, const void *buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    done += (size_t)n;
+  }
+  return (ssize_t)done;
+}
+
+/* Ready-made alicorn_conn_info.recv / .send (ABI 1.1) for a blocking socket whose fd is passed
+   as `io`: info.io = (void *)(intptr_t)fd; info.recv = alicorn_fd_recv; info.send = alicorn_fd_send. */
+static inline ssize_t alicorn_fd_recv(void *io, void *buf, size_t len) {
+  int fd = (int)(intptr_t)io;
+  for (;;) {
+    ssize_t n = recv(fd, buf, len, 0);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+static inline ssize_t alicorn_fd_send(void *io, const void *buf, size_t len) {
+  return alicorn_send_all((int)(intptr_t)io, buf, len);
 }
 
 #ifdef __cplusplus
