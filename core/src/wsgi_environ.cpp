@@ -86,6 +86,39 @@ std::string percent_decode(std::string_view in) {
 
 PyObject* finish_environ(alicorn_session* s, PyObject* env);
 
+// The environ key of a request header (HTTP_USER_AGENT, CONTENT_TYPE), cached by the name as
+// the client spelled it; nullptr for a name with '_', which could pose as one with '-'. The
+// cache stops growing at kMaxHeaderKeys names (a client inventing names). Returns a new
+// reference.
+constexpr size_t kMaxHeaderKeys = 1024;
+
+PyObject* environ_key(WsgiGlobals* g, std::string_view name) {
+  PyObject* k;
+  if (auto it = g->header_keys.find(name); it != g->header_keys.end()) {
+    k = it->second;
+  } else {
+    if (iequals(name, "content-type")) {
+      k = g->k_CONTENT_TYPE;
+      Py_INCREF(k);
+    } else if (iequals(name, "content-length")) {
+      k = g->k_CONTENT_LENGTH;
+      Py_INCREF(k);
+    } else if (name.find('_') != std::string_view::npos) {
+      k = nullptr;
+    } else {
+      std::string key("HTTP_");
+      for (char c : name)
+        key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+      k = PyUnicode_InternFromString(key.c_str());
+      if (k == nullptr) PyErr_Clear();
+    }
+    if (g->header_keys.size() >= kMaxHeaderKeys) return k;  // used once, not cached
+    g->header_keys.emplace(std::string(name), k);           // the cache owns this reference
+  }
+  Py_XINCREF(k);
+  return k;
+}
+
 }  // namespace
 
 PyObject* build_environ(alicorn_session* s) {
@@ -148,35 +181,7 @@ PyObject* build_environ(alicorn_session* s) {
   std::string_view host;
   for (const auto& h : p.headers()) {
     if (h.name.size() == 4 && iequals(h.name, "host")) host = h.value;
-    PyObject* k;
-    if (auto it = g->header_keys.find(h.name); it != g->header_keys.end()) {
-      k = it->second;
-    } else {
-      if (iequals(h.name, "content-type")) {
-        k = g->k_CONTENT_TYPE;
-        Py_INCREF(k);
-      } else if (iequals(h.name, "content-length")) {
-        k = g->k_CONTENT_LENGTH;
-        Py_INCREF(k);
-      } else if (h.name.find('_') != std::string_view::npos) {
-        // A name with '_' could pose as one with '-' once both become '_': drop it.
-        k = nullptr;
-      } else {
-        std::string key("HTTP_");
-        for (char c : h.name)
-          key.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-        k = PyUnicode_InternFromString(key.c_str());
-      }
-      if (g->header_keys.size() < 1024) g->header_keys.emplace(std::string(h.name), k);
-      else if (k == nullptr) continue;
-      else {
-        // The cache is full (a client inventing names): use the key once.
-        PyObject* existing = PyDict_GetItem(env, k);
-        set_item(env, k, existing ? nullptr : latin1_str(h.value));
-        Py_DECREF(k);
-        continue;
-      }
-    }
+    PyObject* k = environ_key(g, h.name);  // nullptr: the header is dropped
     if (k == nullptr) continue;
     PyObject* existing = PyDict_GetItem(env, k);  // borrowed
     if (existing != nullptr && PyUnicode_Check(existing)) {
@@ -188,6 +193,7 @@ PyObject* build_environ(alicorn_session* s) {
     } else {
       set_item(env, k, latin1_str(h.value));
     }
+    Py_DECREF(k);
   }
   // SERVER_NAME / SERVER_PORT come from Host when the client sent it, as in Gunicorn.
   if (s->py_server_name != nullptr && host == s->cached_host) {
