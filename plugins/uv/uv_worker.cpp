@@ -80,7 +80,8 @@ constexpr uint64_t kFreshGraceMs = 1000;
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
 constexpr int kAcceptBatch = 8;                 // accepts per readiness event and listener
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
-constexpr uint64_t kLingerMs = 2000;
+constexpr uint64_t kLingerMs = 2000;            // a lingering client silent this long is closed
+constexpr uint64_t kLingerTotalMs = 30000;      // and none lingers longer than this (nginx's way)
 constexpr uint64_t kDefaultRequestTimeoutMs = 30000;  // when --timeout is 0
 constexpr uint64_t kAcceptRetryMs = 100;        // pause after EMFILE and friends
 constexpr size_t kPoolMax = 1024;               // closed connections kept for reuse
@@ -118,6 +119,7 @@ struct Conn {
   Conn* all_prev;  // every live connection
   Conn* all_next;
   uint64_t deadline;
+  uint64_t linger_until;  // Linger phase: the absolute end, however much the client still sends
   int last_pull;  // the pull result whose output is being written asynchronously
   int budget;     // synchronous writes left in this turn
   ListId list;
@@ -493,6 +495,7 @@ void close_after_response(Conn* c) noexcept {
   }
   c->phase = Phase::Linger;
   list_append(c->w, c, kLinger);
+  c->linger_until = uv_now(&c->w->loop) + kLingerTotalMs;
   start_reading(c);
 }
 
@@ -551,7 +554,12 @@ void process(Conn* c, int rc) noexcept {
 }
 
 void on_data(Conn* c, const char* data, size_t len) noexcept {
-  if (c->phase != Phase::Reading) return;  // lingering: discard
+  if (c->phase == Phase::Linger) {
+    // Discard, and keep draining while the client keeps sending (up to kLingerTotalMs).
+    if (c->deadline < c->linger_until) list_append(c->w, c, kLinger);
+    return;
+  }
+  if (c->phase != Phase::Reading) return;
   if (!c->got_bytes) {
     c->got_bytes = true;
     list_append(c->w, c, kReading);  // the request clock starts with its first byte
