@@ -11,7 +11,7 @@ set_target_properties(alicorn-gen-settings-doc PROPERTIES
   BUILD_RPATH "${PROJECT_BINARY_DIR}/${CMAKE_INSTALL_LIBDIR}")
 target_compile_options(alicorn-gen-settings-doc PRIVATE ${ALICORN_WARNINGS})
 target_compile_definitions(alicorn-gen-settings-doc PRIVATE ALICORN_VERSION="${PROJECT_VERSION}")
-target_link_libraries(alicorn-gen-settings-doc PRIVATE alicorn-core yaml-cpp)
+target_link_libraries(alicorn-gen-settings-doc PRIVATE alicorn-core-internals yaml-cpp)
 
 set(ALICORN_GENERATED_DOCS
   "${PROJECT_SOURCE_DIR}/docs/configuration.md"

@@ -12,17 +12,17 @@
 #include <vector>
 #include <iostream>
 
-#include "alicorn/access_log.hpp"
-#include "alicorn/arbiter.hpp"
-#include "alicorn/config.hpp"
-#include "alicorn/hooks.hpp"
-#include "alicorn/listeners.hpp"
-#include "alicorn/log.hpp"
-#include "alicorn/plugin_host.hpp"
-#include "alicorn/process.hpp"
-#include "alicorn/proctitle.hpp"
-#include "alicorn/python_runtime.hpp"
-#include "alicorn/worker_runtime.hpp"
+#include "log/access_log.hpp"
+#include "master/arbiter.hpp"
+#include "config/config.hpp"
+#include "python/hooks.hpp"
+#include "net/listeners.hpp"
+#include "log/log.hpp"
+#include "plugin/plugin_host.hpp"
+#include "master/process.hpp"
+#include "master/proctitle.hpp"
+#include "python/python_runtime.hpp"
+#include "plugin/worker_runtime.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for alicorn::RequestParser (core/src/http_parser.cpp + llhttp, compiled in
+// libFuzzer target for alicorn::RequestParser (core/src/http/http_parser.cpp + llhttp, compiled in
 // directly; see tests/fuzz/CMakeLists.txt and scripts/fuzz.sh).
 //
 // Input layout: byte 0 picks the limits and the feeding mode, byte 1 seeds the split generator,
@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "alicorn/http_parser.hpp"
+#include "http/http_parser.hpp"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "alicorn/access_log.hpp"
+#include "log/access_log.hpp"
 
 namespace alicorn {
 namespace {

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "alicorn/app_spec.hpp"
-#include "alicorn/config.hpp"
+#include "config/app_spec.hpp"
+#include "config/config.hpp"
 
 using alicorn::AppSpec;
 using alicorn::ConfigError;

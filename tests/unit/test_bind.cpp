@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "alicorn/bind.hpp"
-#include "alicorn/config.hpp"
+#include "net/bind.hpp"
+#include "config/config.hpp"
 
 using alicorn::BindAddress;
 using alicorn::ConfigError;

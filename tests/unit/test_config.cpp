@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "alicorn/config.hpp"
+#include "config/config.hpp"
 
 namespace fs = std::filesystem;
 using namespace alicorn;

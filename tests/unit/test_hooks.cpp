@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <string>
 
-#include "alicorn/hooks.hpp"
-#include "alicorn/python_runtime.hpp"
+#include "python/hooks.hpp"
+#include "python/python_runtime.hpp"
 
 using namespace alicorn;
 

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "alicorn/http_parser.hpp"
+#include "http/http_parser.hpp"
 
 using alicorn::HttpLimits;
 using alicorn::RequestParser;

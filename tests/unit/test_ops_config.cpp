@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "alicorn/config.hpp"
-#include "alicorn/listeners.hpp"
-#include "alicorn/process.hpp"
+#include "config/config.hpp"
+#include "net/listeners.hpp"
+#include "master/process.hpp"
 
 using namespace alicorn;
 

@@ -4,7 +4,7 @@
 
 #include <alicorn/worker.h>
 
-#include <alicorn/plugin_host.hpp>
+#include "plugin/plugin_host.hpp"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>

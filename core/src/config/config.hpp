@@ -1,0 +1,141 @@
+// Configuration: Gunicorn's setting names and flags, resolved from four layers.
+//
+// Precedence, lowest first: built-in defaults < YAML file (-c/--config) < ALICORN_CMD_ARGS
+// (shell-split, same flags as the command line) < the command line. A YAML file uses the
+// setting names as keys (`bind: ["127.0.0.1:8000"]`, `workers: 2`, `worker_class: sync`,
+// `wsgi_app: hello:app`). Every value is validated before anything is forked; a bad one is
+// refused with a ConfigError whose message names the setting and what it accepts.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/app_spec.hpp"
+#include "net/bind.hpp"
+
+namespace alicorn {
+
+// Thrown for every invalid setting, unknown flag or unreadable config file. what() is the
+// message shown to the user, e.g. "workers: 'abc' is not an integer (expected >= 1)".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  // Server socket
+  std::vector<BindAddress> bind;        // --bind/-b, repeatable; default 127.0.0.1:8000
+                                        // (0.0.0.0:$PORT when $PORT is set, as Gunicorn)
+  int backlog = 2048;                   // --backlog
+  bool reuse_port = false;              // --reuse-port
+
+  // Worker processes
+  int workers = 1;                      // --workers/-w; default $WEB_CONCURRENCY or 1
+  std::string worker_class = "sync";    // --worker-class/-k: a name or a path to a .so
+  int threads = 1;                      // --threads
+  int worker_connections = 1000;        // --worker-connections
+  int max_requests = 0;                 // --max-requests (0 = never recycle)
+  int max_requests_jitter = 0;          // --max-requests-jitter
+  double timeout = 30;                  // --timeout/-t, seconds (0 = never)
+  double graceful_timeout = 30;         // --graceful-timeout, seconds
+  double keepalive = 2;                 // --keep-alive, seconds
+
+  // Security limits
+  int limit_request_line = 4094;        // --limit-request-line (0 = unlimited, max 8190)
+  int limit_request_fields = 100;       // --limit-request-fields (max 32768)
+  int limit_request_field_size = 8190;  // --limit-request-field_size (0 = unlimited)
+  int limit_request_body = 0;           // --limit-request-body, bytes (0 = unlimited)
+
+  // Server mechanics / Python
+  std::optional<std::string> chdir;     // --chdir
+  std::vector<std::string> pythonpath;  // --pythonpath, comma-separated, repeatable
+  std::optional<std::string> virtualenv;// --virtualenv; default $VIRTUAL_ENV
+  std::map<std::string, std::string> raw_env;  // --env/-e KEY=VALUE, repeatable
+  std::optional<std::string> pidfile;   // --pid/-p
+  bool preload_app = false;             // --preload
+  std::optional<std::string> wsgi_app;  // positional APP_MODULE, or `wsgi_app:` in YAML
+  std::optional<AppSpec> app;           // parsed wsgi_app (set when wsgi_app is)
+  std::optional<std::string> hooks;     // --hooks: a Python module (name or .py path) whose
+                                        // functions named like Gunicorn's server hooks are called
+
+  // Process: daemon, privileges, names
+  bool daemon = false;                  // --daemon/-D: detach from the terminal
+  std::optional<std::string> user;      // --user/-u: workers run as this user (name or uid)
+  std::optional<std::string> group;     // --group/-g: workers run as this group (name or gid)
+  int umask = 0;                        // --umask/-m: file mode mask for unix sockets (octal)
+  bool initgroups = false;              // --initgroups: workers get the user's supplementary groups
+  std::optional<std::string> proc_name; // --name/-n: process title name [default: the app spec]
+
+  // Logging
+  std::optional<std::string> accesslog;  // --access-logfile ("-" = stdout); none by default
+  std::string access_log_format =        // --access-logformat
+      R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")";
+  std::string errorlog = "-";            // --error-logfile/--log-file ("-" = stderr)
+  std::string loglevel = "info";         // --log-level: debug, info, warning, error, critical
+
+  std::optional<std::string> config;     // --config/-c: the YAML file that was read
+
+  bool operator==(const Config&) const = default;
+};
+
+// What the command line asked for besides serving.
+enum class Action {
+  Serve,        // the default
+  Version,      // --version / -v: print "alicorn <version>" and exit 0
+  Help,         // --help / -h: usage on stdout, exit 0
+  CheckConfig,  // --check-config: validate (and load the app), exit 0 or 1
+  PrintConfig,  // --print-config: print every resolved setting as YAML, exit 0
+  ListWorkers   // --list-workers: list the worker plugins found, exit 0
+};
+
+struct LoadedConfig {
+  Config config;
+  Action action = Action::Serve;
+  std::string help_text;  // filled for Action::Help
+};
+
+// The process environment as a map (so tests can pass their own).
+using Environment = std::map<std::string, std::string>;
+Environment current_environment();
+
+// Resolve the four layers. argv[0] is the program name. Throws ConfigError.
+LoadedConfig load_config(int argc, const char* const* argv, const Environment& env);
+
+// Render every setting as YAML that load_config would read back to the same Config.
+std::string to_yaml(const Config& config);
+
+// Every setting as one JSON object (setting name -> value), for the hooks' server.cfg.
+std::string to_json(const Config& config);
+
+// Resolve --user / --group: a name or a numeric id. Throw ConfigError naming the setting when
+// the name is unknown. resolve_user also gives the user's name and primary group when known.
+struct ResolvedUser {
+  unsigned uid = 0;
+  unsigned primary_gid = 0;
+  std::string name;  // "" when the uid has no passwd entry
+};
+ResolvedUser resolve_user(const std::string& spec);
+unsigned resolve_group(const std::string& spec);
+
+// Parse an umask the way Gunicorn and the shell write it: "0o22", "022" (a leading 0 means
+// octal), "0x12", or a decimal "18". Returns -1 when invalid or outside 0..0777.
+int parse_umask(const std::string& text);
+
+// One row of the settings table, for generated documentation (docs/, the man page).
+struct SettingInfo {
+  std::string name;     // YAML key, e.g. "worker_class"
+  std::string flags;    // e.g. "-k,--worker-class" (or the positional's name)
+  std::string metavar;  // e.g. "CLASS"; "" for a boolean flag
+  std::string help;     // one line, ending with "[default: ...]" where there is one
+};
+std::vector<SettingInfo> describe_settings();
+
+// Split a string the way a POSIX shell splits words (quotes and backslashes honoured), for
+// ALICORN_CMD_ARGS. Throws ConfigError on an unterminated quote.
+std::vector<std::string> shell_split(const std::string& text);
+
+}  // namespace alicorn

@@ -1,0 +1,146 @@
+#include "log/access_log.hpp"
+
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+
+namespace alicorn {
+namespace {
+
+std::string_view request_header(const RequestParser* req, std::string_view name) {
+  if (req == nullptr) return {};
+  for (const auto& h : req->headers())
+    if (iequals(h.name, name)) return h.value;
+  return {};
+}
+
+void append_or_dash(std::string& out, std::string_view v) {
+  if (v.empty()) out.push_back('-');
+  else out.append(v);
+}
+
+AccessLogFormat g_format = AccessLogFormat::compile(
+    R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")");
+
+}  // namespace
+
+int64_t unix_time_us() {
+  timeval tv{};
+  ::gettimeofday(&tv, nullptr);
+  return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
+}
+
+AccessLogFormat AccessLogFormat::compile(std::string_view format) {
+  AccessLogFormat f;
+  std::string literal;
+  size_t i = 0;
+  while (i < format.size()) {
+    if (format.compare(i, 2, "%(") == 0) {
+      size_t close = format.find(")s", i + 2);
+      if (close != std::string_view::npos) {
+        std::string_view name = format.substr(i + 2, close - i - 2);
+        if (!literal.empty()) f.parts_.push_back({Atom::Literal, std::move(literal)});
+        literal.clear();
+        Part part{Atom::Unknown, {}};
+        if (name.size() > 3 && name.front() == '{' && name[name.size() - 2] == '}') {
+          char kind = name.back();
+          part.text = std::string(name.substr(1, name.size() - 3));
+          part.atom = kind == 'i' ? Atom::In : kind == 'o' ? Atom::Out : kind == 'e' ? Atom::Env : Atom::Unknown;
+        } else if (name.size() == 1) {
+          static constexpr std::string_view kAtoms = "hlutrmUqHsBbfaTMDLp";
+          auto pos = kAtoms.find(name[0]);
+          if (pos != std::string_view::npos) part.atom = static_cast<Atom>(pos + 1);
+        }
+        f.parts_.push_back(std::move(part));
+        i = close + 2;
+        continue;
+      }
+    }
+    literal.push_back(format[i++]);
+  }
+  if (!literal.empty()) f.parts_.push_back({Atom::Literal, std::move(literal)});
+  return f;
+}
+
+void AccessLogFormat::render(const AccessRecord& rec, std::string& out) const {
+  const RequestParser* req = rec.request;
+  std::string_view target = req ? req->target() : std::string_view();
+  auto q = target.find('?');
+  for (const auto& part : parts_) {
+    switch (part.atom) {
+      case Atom::Literal: out.append(part.text); break;
+      case Atom::h: append_or_dash(out, rec.remote_addr); break;
+      case Atom::l: out.push_back('-'); break;
+      case Atom::u: out.push_back('-'); break;
+      case Atom::t: {
+        time_t secs = static_cast<time_t>(rec.start_unix_us / 1000000);
+        std::tm tm{};
+        ::localtime_r(&secs, &tm);
+        char buf[64];
+        size_t n = std::strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+        out.append(buf, n);
+        break;
+      }
+      case Atom::r:
+        if (req) out.append(req->request_line());
+        else out.push_back('-');
+        break;
+      case Atom::m: append_or_dash(out, req ? req->method() : std::string_view()); break;
+      case Atom::U: append_or_dash(out, target.substr(0, q)); break;
+      case Atom::q: if (q != std::string_view::npos) out.append(target.substr(q + 1)); break;
+      case Atom::H:
+        if (req) fmt::format_to(std::back_inserter(out), "HTTP/{}.{}", req->http_major(), req->http_minor());
+        else out.push_back('-');
+        break;
+      case Atom::s: fmt::format_to(std::back_inserter(out), "{}", rec.status); break;
+      case Atom::B: fmt::format_to(std::back_inserter(out), "{}", rec.body_bytes); break;
+      case Atom::b:
+        if (rec.body_bytes > 0) fmt::format_to(std::back_inserter(out), "{}", rec.body_bytes);
+        else out.push_back('-');
+        break;
+      case Atom::f: append_or_dash(out, request_header(req, "referer")); break;
+      case Atom::a: append_or_dash(out, request_header(req, "user-agent")); break;
+      case Atom::T: fmt::format_to(std::back_inserter(out), "{}", rec.duration_us / 1000000); break;
+      case Atom::M: fmt::format_to(std::back_inserter(out), "{}", rec.duration_us / 1000); break;
+      case Atom::D: fmt::format_to(std::back_inserter(out), "{}", rec.duration_us); break;
+      case Atom::L:
+        fmt::format_to(std::back_inserter(out), "{:.6f}", static_cast<double>(rec.duration_us) / 1e6);
+        break;
+      case Atom::p: fmt::format_to(std::back_inserter(out), "<{}>", ::getpid()); break;
+      case Atom::In: append_or_dash(out, request_header(req, part.text)); break;
+      case Atom::Out: {
+        std::string_view v;
+        if (rec.response_headers)
+          for (const auto& [name, value] : *rec.response_headers)
+            if (iequals(name, part.text)) v = value;
+        append_or_dash(out, v);
+        break;
+      }
+      case Atom::Env: {
+        const char* v = std::getenv(part.text.c_str());
+        append_or_dash(out, v ? v : "");
+        break;
+      }
+      case Atom::Unknown: out.push_back('-'); break;
+    }
+  }
+}
+
+void set_access_log_format(std::string_view format) { g_format = AccessLogFormat::compile(format); }
+
+void write_access_log(const AccessRecord& record) {
+  spdlog::logger* logger = log::access();
+  if (logger == nullptr) return;
+  thread_local std::string line;
+  line.clear();
+  g_format.render(record, line);
+  logger->info("{}", line);
+}
+
+}  // namespace alicorn

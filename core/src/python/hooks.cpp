@@ -1,0 +1,503 @@
+// Server hooks (see hooks.hpp): the Python side lives in a small support module built from the
+// source below; this file imports the user's module and calls its functions.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "python/hooks.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+#include "log/log.hpp"
+#include "python/python_runtime.hpp"
+
+namespace alicorn::hooks {
+namespace {
+
+constexpr const char* kSupportSource = R"PY(
+import importlib, importlib.util, json, os, sys, traceback
+
+
+class Log:
+    """Writes to alicorn's error log, with the logging module's method names."""
+
+    def __init__(self, emit):
+        self._emit = emit
+
+    @staticmethod
+    def _text(msg, args):
+        msg = str(msg)
+        if args:
+            try:
+                msg = msg % args
+            except Exception:
+                msg = " ".join([msg] + [repr(a) for a in args])
+        return msg
+
+    def log(self, level, msg, *args, **kwargs):
+        self._emit(int(level), self._text(msg, args))
+
+    def debug(self, msg, *args, **kwargs):
+        self._emit(10, self._text(msg, args))
+
+    def info(self, msg, *args, **kwargs):
+        self._emit(20, self._text(msg, args))
+
+    def warning(self, msg, *args, **kwargs):
+        self._emit(30, self._text(msg, args))
+
+    warn = warning
+
+    def error(self, msg, *args, **kwargs):
+        self._emit(40, self._text(msg, args))
+
+    def critical(self, msg, *args, **kwargs):
+        self._emit(50, self._text(msg, args))
+
+    def exception(self, msg, *args, **kwargs):
+        self._emit(40, self._text(msg, args) + "\n" + traceback.format_exc().rstrip())
+
+
+class Server:
+    """The arbiter (master) as hooks see it."""
+
+    def __init__(self, log):
+        self.log = log
+        self.pid = None
+        self.cfg = {}
+        self.num_workers = 0
+        self.proc_name = ""
+        self.worker_class = ""
+        self.address = []
+
+    def __repr__(self):
+        return "<alicorn.Server pid=%s workers=%s>" % (self.pid, self.num_workers)
+
+
+class Worker:
+    """One worker process as hooks see it."""
+
+    def __init__(self, log, age, index, ppid, cfg):
+        self.log = log
+        self.pid = None
+        self.ppid = ppid
+        self.age = age
+        self.index = index
+        self.cfg = cfg
+        self.booted = False
+        self.alive = True
+
+    def __repr__(self):
+        return "<alicorn.Worker pid=%s age=%s>" % (self.pid, self.age)
+
+
+class Request:
+    """The request as pre_request / post_request see it, made from the WSGI environ."""
+
+    def __init__(self, environ):
+        self.environ = environ
+        self.method = environ.get("REQUEST_METHOD", "")
+        raw = environ.get("RAW_URI") or ""
+        self.path = raw.split("?", 1)[0] if raw else environ.get("PATH_INFO", "")
+        self.query = environ.get("QUERY_STRING", "")
+        self.uri = raw or (self.path + ("?" + self.query if self.query else ""))
+        proto = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+        try:
+            major, minor = proto.split("/", 1)[1].split(".", 1)
+            self.version = (int(major), int(minor))
+        except (IndexError, ValueError):
+            self.version = (1, 1)
+        headers = []
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers.append((key[5:].replace("_", "-"), value))
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                headers.append((key.replace("_", "-"), value))
+        self.headers = headers
+        self.remote_addr = environ.get("REMOTE_ADDR")
+        self.scheme = environ.get("wsgi.url_scheme", "http")
+
+    def __repr__(self):
+        return "<alicorn.Request %s %s>" % (self.method, self.uri)
+
+
+class Response:
+    """The response as post_request sees it."""
+
+    def __init__(self, status, headers, sent):
+        self.status = status
+        try:
+            self.status_code = int(status.split(None, 1)[0]) if status else None
+        except ValueError:
+            self.status_code = None
+        self.headers = headers
+        self.sent = sent
+        self.response_length = sent
+
+    def __repr__(self):
+        return "<alicorn.Response %s>" % self.status
+
+
+def _is_path(spec):
+    return spec.endswith(".py") or os.sep in spec
+
+
+def load(spec):
+    if _is_path(spec):
+        path = os.path.abspath(spec)
+        name = "alicorn_hooks_" + os.path.splitext(os.path.basename(path))[0]
+        found = importlib.util.spec_from_file_location(name, path)
+        if found is None or found.loader is None:
+            raise ImportError("cannot load hooks from %r" % spec)
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def reload(spec, old):
+    if old is not None and not _is_path(spec) and getattr(old, "__name__", None) == spec:
+        return importlib.reload(old)
+    return load(spec)
+
+
+def make_server(emit):
+    return Server(Log(emit))
+
+
+def make_worker(server, age, index, ppid):
+    return Worker(server.log, age, index, ppid, server.cfg)
+
+
+def parse_cfg(text):
+    return json.loads(text)
+)PY";
+
+PyObject* g_support = nullptr;  // the support module's globals (dict)
+PyObject* g_module = nullptr;   // the user's hooks module
+PyObject* g_server = nullptr;   // Server instance
+PyObject* g_worker = nullptr;   // this process's Worker (in a worker)
+std::string g_spec;
+std::string g_cfg_json;
+std::atomic<bool> g_request_hooks{false};
+bool g_has_pre_request = false;
+bool g_has_post_request = false;
+
+PyObject* emit_log(PyObject*, PyObject* args) {
+  int level = 20;
+  const char* text = nullptr;
+  if (!PyArg_ParseTuple(args, "is", &level, &text)) return nullptr;
+  try {
+    auto lvl = level <= 10   ? spdlog::level::debug
+               : level <= 20 ? spdlog::level::info
+               : level <= 30 ? spdlog::level::warn
+               : level <= 40 ? spdlog::level::err
+                             : spdlog::level::critical;
+    log::error().log(lvl, "{}", text);
+  } catch (...) {
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kEmitDef = {"emit", emit_log, METH_VARARGS, "Write one line to alicorn's error log."};
+
+PyObject* support(const char* name) {
+  return g_support ? PyDict_GetItemString(g_support, name) : nullptr;  // borrowed
+}
+
+void ensure_support() {
+  if (g_support != nullptr) return;
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr) throw std::runtime_error("MemoryError");
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  if (PyObject* name = PyUnicode_FromString("alicorn_hooks_support")) {
+    PyDict_SetItemString(globals, "__name__", name);
+    Py_DECREF(name);
+  }
+  PyObject* ran = PyRun_String(kSupportSource, Py_file_input, globals, globals);
+  if (ran == nullptr) {
+    Py_DECREF(globals);
+    throw std::runtime_error(python::take_exception());
+  }
+  Py_DECREF(ran);
+  g_support = globals;
+  PyObject* emit = PyCFunction_New(&kEmitDef, nullptr);
+  PyObject* server = emit ? PyObject_CallFunctionObjArgs(support("make_server"), emit, nullptr)
+                          : nullptr;
+  Py_XDECREF(emit);
+  if (server == nullptr) throw std::runtime_error(python::take_exception());
+  g_server = server;
+}
+
+void refresh_flags() {
+  g_has_pre_request = defined("pre_request");
+  g_has_post_request = defined("post_request");
+  g_request_hooks.store(g_has_pre_request || g_has_post_request);
+}
+
+bool call(const char* name, PyObject* args) {
+  if (g_module == nullptr || args == nullptr) {
+    if (args == nullptr) PyErr_Clear();
+    return true;
+  }
+  PyObject* fn = PyObject_GetAttrString(g_module, name);
+  if (fn == nullptr || !PyCallable_Check(fn)) {
+    Py_XDECREF(fn);
+    PyErr_Clear();
+    return true;
+  }
+  PyObject* result = PyObject_Call(fn, args, nullptr);
+  Py_DECREF(fn);
+  if (result == nullptr) {
+    std::string tb = python::take_exception();
+    try {
+      log::error().error("Exception in {} hook:\n{}", name, tb);
+    } catch (...) {
+    }
+    return false;
+  }
+  Py_DECREF(result);
+  return true;
+}
+
+PyObject* none_if_null(PyObject* o) { return o != nullptr ? o : Py_None; }
+
+}  // namespace
+
+void load(const std::string& spec) {
+  ensure_support();
+  PyObject* spec_obj = PyUnicode_FromString(spec.c_str());
+  PyObject* module =
+      spec_obj ? PyObject_CallFunctionObjArgs(support("load"), spec_obj, nullptr) : nullptr;
+  Py_XDECREF(spec_obj);
+  if (module == nullptr) throw std::runtime_error(python::take_exception());
+  Py_XDECREF(g_module);
+  g_module = module;
+  g_spec = spec;
+  refresh_flags();
+}
+
+bool reload(const std::string& spec) {
+  try {
+    ensure_support();
+  } catch (const std::exception& e) {
+    log::error().error("Cannot reload the hooks module {}:\n{}", spec, e.what());
+    return false;
+  }
+  PyObject* spec_obj = PyUnicode_FromString(spec.c_str());
+  PyObject* module = spec_obj ? PyObject_CallFunctionObjArgs(support("reload"), spec_obj,
+                                                             none_if_null(g_module), nullptr)
+                              : nullptr;
+  Py_XDECREF(spec_obj);
+  if (module == nullptr) {
+    std::string tb = python::take_exception();
+    log::error().error("Cannot reload the hooks module {}; keeping the previous hooks:\n{}", spec,
+                       tb);
+    return false;
+  }
+  Py_XDECREF(g_module);
+  g_module = module;
+  g_spec = spec;
+  refresh_flags();
+  return true;
+}
+
+void unload() {
+  Py_CLEAR(g_module);
+  g_spec.clear();
+  refresh_flags();
+}
+
+bool loaded() { return g_module != nullptr; }
+
+bool defined(const char* name) {
+  if (g_module == nullptr) return false;
+  PyObject* fn = PyObject_GetAttrString(g_module, name);
+  bool ok = fn != nullptr && PyCallable_Check(fn);
+  Py_XDECREF(fn);
+  PyErr_Clear();
+  return ok;
+}
+
+void update_server(const ServerState& state) {
+  if (g_server == nullptr || g_module == nullptr) return;
+  auto set = [](const char* attr, PyObject* value) {
+    if (value == nullptr) {
+      PyErr_Clear();
+      return;
+    }
+    PyObject_SetAttrString(g_server, attr, value);
+    Py_DECREF(value);
+    PyErr_Clear();
+  };
+  set("pid", PyLong_FromLong(static_cast<long>(state.pid)));
+  set("num_workers", PyLong_FromLong(state.num_workers));
+  set("proc_name", PyUnicode_FromString(state.proc_name.c_str()));
+  set("worker_class", PyUnicode_FromString(state.worker_class.c_str()));
+  PyObject* addresses = PyList_New(0);
+  for (const auto& a : state.addresses) {
+    PyObject* s = PyUnicode_FromString(a.c_str());
+    if (addresses && s) PyList_Append(addresses, s);
+    Py_XDECREF(s);
+  }
+  set("address", addresses);
+  if (state.cfg_json != g_cfg_json) {
+    PyObject* text = PyUnicode_FromString(state.cfg_json.c_str());
+    PyObject* cfg = text ? PyObject_CallFunctionObjArgs(support("parse_cfg"), text, nullptr)
+                         : nullptr;
+    Py_XDECREF(text);
+    if (cfg != nullptr) {
+      // Update the dict in place, so worker objects that share it see the new values.
+      PyObject* current = PyObject_GetAttrString(g_server, "cfg");
+      if (current != nullptr && PyDict_Check(current)) {
+        PyDict_Clear(current);
+        PyDict_Update(current, cfg);
+      } else {
+        PyObject_SetAttrString(g_server, "cfg", cfg);
+      }
+      Py_XDECREF(current);
+      Py_DECREF(cfg);
+      g_cfg_json = state.cfg_json;
+    }
+    PyErr_Clear();
+  }
+}
+
+PyObject* new_worker(uint32_t age, uint32_t index, pid_t ppid) {
+  if (g_module == nullptr || g_server == nullptr) return nullptr;
+  PyObject* w = PyObject_CallFunction(support("make_worker"), "OIIl", g_server, age, index,
+                                      static_cast<long>(ppid));
+  if (w == nullptr) {
+    log::error().error("Cannot make the hooks' worker object:\n{}", python::take_exception());
+    return nullptr;
+  }
+  return w;
+}
+
+void set_worker_pid(PyObject* worker, pid_t pid) {
+  if (worker == nullptr) return;
+  PyObject* v = PyLong_FromLong(static_cast<long>(pid));
+  if (v != nullptr) PyObject_SetAttrString(worker, "pid", v);
+  Py_XDECREF(v);
+  PyErr_Clear();
+}
+
+void set_worker_booted(PyObject* worker) {
+  if (worker == nullptr) return;
+  PyObject_SetAttrString(worker, "booted", Py_True);
+  PyErr_Clear();
+}
+
+void release_worker(PyObject* worker) { Py_XDECREF(worker); }
+
+bool call_server(const char* name) {
+  if (g_module == nullptr) return true;
+  PyObject* args = PyTuple_Pack(1, g_server);
+  bool ok = call(name, args);
+  Py_XDECREF(args);
+  return ok;
+}
+
+bool call_server_worker(const char* name, PyObject* worker) {
+  if (g_module == nullptr) return true;
+  PyObject* args = PyTuple_Pack(2, g_server, none_if_null(worker));
+  bool ok = call(name, args);
+  Py_XDECREF(args);
+  return ok;
+}
+
+bool call_worker(const char* name, PyObject* worker) {
+  if (g_module == nullptr) return true;
+  PyObject* args = PyTuple_Pack(1, none_if_null(worker));
+  bool ok = call(name, args);
+  Py_XDECREF(args);
+  return ok;
+}
+
+bool call_nworkers_changed(int new_value, int old_value) {
+  if (g_module == nullptr) return true;
+  PyObject* args = Py_BuildValue("(Oii)", g_server, new_value, old_value);
+  bool ok = call("nworkers_changed", args);
+  Py_XDECREF(args);
+  return ok;
+}
+
+void set_current_worker(PyObject* worker) {
+  Py_XINCREF(worker);
+  Py_XSETREF(g_worker, worker);
+}
+
+PyObject* current_worker() { return g_worker; }
+
+bool has_request_hooks() { return g_request_hooks.load(std::memory_order_relaxed); }
+
+bool run_request_hook(const char* name, PyObject* environ, const char* status,
+                      const std::vector<std::pair<std::string, std::string>>* headers,
+                      int64_t body_bytes) {
+  if (g_module == nullptr || name == nullptr) return true;
+  bool pre = std::strcmp(name, "pre_request") == 0;
+  bool post = std::strcmp(name, "post_request") == 0;
+  if ((pre && !g_has_pre_request) || (post && !g_has_post_request) || (!pre && !post))
+    return true;
+  // Leave any exception the caller has pending untouched.
+  PyObject *saved_type = nullptr, *saved_value = nullptr, *saved_tb = nullptr;
+  PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
+  struct Restore {
+    PyObject *&t, *&v, *&tb;
+    ~Restore() { PyErr_Restore(t, v, tb); }
+  } restore{saved_type, saved_value, saved_tb};
+  constexpr const char* kKey = "alicorn.hook_request";
+  PyObject* env = environ;
+  if (env == nullptr || !PyDict_Check(env)) env = nullptr;
+  PyObject* owned_env = nullptr;
+  if (env == nullptr) env = owned_env = PyDict_New();
+  if (env == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  PyObject* req = PyDict_GetItemString(env, kKey);  // borrowed
+  Py_XINCREF(req);
+  if (req == nullptr) {
+    req = PyObject_CallFunctionObjArgs(support("Request"), env, nullptr);
+    if (req == nullptr) {
+      log::error().error("Cannot make the request object for {}:\n{}", name,
+                         python::take_exception());
+      Py_XDECREF(owned_env);
+      return false;
+    }
+    PyDict_SetItemString(env, kKey, req);
+  }
+  PyObject* args = nullptr;
+  if (pre) {
+    args = PyTuple_Pack(2, none_if_null(g_worker), req);
+  } else {
+    PyObject* hlist = PyList_New(0);
+    if (hlist != nullptr && headers != nullptr) {
+      for (const auto& [k, v] : *headers) {
+        PyObject* pair = Py_BuildValue("(s#s#)", k.data(), static_cast<Py_ssize_t>(k.size()),
+                                       v.data(), static_cast<Py_ssize_t>(v.size()));
+        if (pair != nullptr) PyList_Append(hlist, pair);
+        Py_XDECREF(pair);
+      }
+    }
+    PyObject* st = status ? PyUnicode_FromString(status) : Py_NewRef(Py_None);
+    PyObject* sent = body_bytes >= 0 ? PyLong_FromLongLong(body_bytes) : Py_NewRef(Py_None);
+    PyObject* resp = (hlist && st && sent) ? PyObject_CallFunctionObjArgs(
+                                                 support("Response"), st, hlist, sent, nullptr)
+                                           : nullptr;
+    Py_XDECREF(hlist);
+    Py_XDECREF(st);
+    Py_XDECREF(sent);
+    if (resp != nullptr) args = PyTuple_Pack(4, none_if_null(g_worker), req, env, resp);
+    Py_XDECREF(resp);
+  }
+  bool ok = call(name, args);
+  Py_XDECREF(args);
+  Py_DECREF(req);
+  Py_XDECREF(owned_env);
+  PyErr_Clear();
+  return ok;
+}
+
+}  // namespace alicorn::hooks

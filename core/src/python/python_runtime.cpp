@@ -1,0 +1,189 @@
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "python/python_runtime.hpp"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+namespace alicorn::python {
+namespace {
+
+[[noreturn]] void fail_status(const char* step, PyStatus status) {
+  throw std::runtime_error(fmt::format("Python initialisation failed at {}: {}", step,
+                                       status.err_msg ? status.err_msg : "unknown error"));
+}
+
+void check(PyStatus status, const char* step, PyConfig* config) {
+  if (PyStatus_Exception(status)) {
+    PyConfig_Clear(config);
+    fail_status(step, status);
+  }
+}
+
+// Resolves `module:attribute[(args)]` in Python itself: importlib, getattr along the dotted
+// path, and literal-only factory arguments parsed with ast, as Gunicorn does.
+constexpr const char* kLoaderSource = R"PY(
+def _alicorn_load_app(module, attribute, call, call_args):
+    import ast, importlib
+    mod = importlib.import_module(module)
+    obj = mod
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(
+                "Failed to find attribute %r in %r." % (attribute, module)) from None
+    if call:
+        try:
+            expr = ast.parse("f(%s)" % call_args, mode="eval").body
+            args = [ast.literal_eval(a) for a in expr.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}
+        except (SyntaxError, ValueError) as e:
+            raise ValueError(
+                "Failed to parse %r as literal function arguments: %s" % (call_args, e)) from None
+        obj = obj(*args, **kwargs)
+    if obj is None:
+        raise TypeError("Failed to find application object: %r resolved to None." % attribute)
+    if not callable(obj):
+        raise TypeError("Application object must be callable (%s:%s is %s)."
+                        % (module, attribute, type(obj).__name__))
+    return obj
+)PY";
+
+}  // namespace
+
+void initialize(const InitOptions& options) {
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;  // the worker owns its signals
+  config.parse_argv = 0;
+  std::vector<char*> argv;
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  check(PyConfig_SetBytesArgv(&config, static_cast<Py_ssize_t>(argv.size()), argv.data()),
+        "argv", &config);
+  if (options.virtualenv) {
+    // PEP 405: the interpreter finds pyvenv.cfg next to (or above) its executable, so point the
+    // program name at the environment's python instead of setting home.
+    std::string exe = *options.virtualenv + "/bin/python3";
+    struct stat st {};
+    if (::stat(exe.c_str(), &st) != 0) exe = *options.virtualenv + "/bin/python";
+    check(PyConfig_SetBytesString(&config, &config.program_name, exe.c_str()), "program_name",
+          &config);
+  }
+  check(Py_InitializeFromConfig(&config), "start-up", &config);
+  PyConfig_Clear(&config);
+
+  PyObject* sys_path = PySys_GetObject("path");  // borrowed
+  if (sys_path != nullptr) {
+    for (auto it = options.path_prepend.rbegin(); it != options.path_prepend.rend(); ++it) {
+      PyObject* entry = PyUnicode_DecodeFSDefault(it->c_str());
+      if (entry != nullptr) {
+        PyList_Insert(sys_path, 0, entry);
+        Py_DECREF(entry);
+      }
+    }
+  }
+  PyErr_Clear();
+}
+
+bool is_initialized() { return Py_IsInitialized() != 0; }
+
+std::string take_exception(std::string* summary) {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  if (type == nullptr) {
+    if (summary) *summary = "unknown error";
+    return {};
+  }
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
+  std::string text, line;
+  if (PyObject* name = PyObject_GetAttrString(type, "__name__")) {
+    line = PyUnicode_AsUTF8(name) ? PyUnicode_AsUTF8(name) : "Exception";
+    Py_DECREF(name);
+  }
+  if (value != nullptr) {
+    if (PyObject* s = PyObject_Str(value)) {
+      const char* msg = PyUnicode_AsUTF8(s);
+      if (msg && *msg) line += std::string(": ") + msg;
+      Py_DECREF(s);
+    }
+  }
+  PyErr_Clear();
+  if (PyObject* tbmod = PyImport_ImportModule("traceback")) {
+    PyObject* lines = PyObject_CallMethod(tbmod, "format_exception", "OOO", type,
+                                          value ? value : Py_None, tb ? tb : Py_None);
+    if (lines != nullptr) {
+      PyObject* empty = PyUnicode_FromString("");
+      PyObject* joined = empty ? PyUnicode_Join(empty, lines) : nullptr;
+      if (joined && PyUnicode_AsUTF8(joined)) text = PyUnicode_AsUTF8(joined);
+      Py_XDECREF(joined);
+      Py_XDECREF(empty);
+      Py_DECREF(lines);
+    }
+    Py_DECREF(tbmod);
+  }
+  PyErr_Clear();
+  if (text.empty()) text = line + "\n";
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(tb);
+  if (summary) *summary = line;
+  return text;
+}
+
+PyObject* load_app(const AppSpec& spec) {
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr) throw AppLoadError("MemoryError", "");
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  PyObject* ran = PyRun_String(kLoaderSource, Py_file_input, globals, globals);
+  Py_XDECREF(ran);
+  PyObject* loader = ran ? PyDict_GetItemString(globals, "_alicorn_load_app") : nullptr;
+  PyObject* app = nullptr;
+  if (loader != nullptr)
+    app = PyObject_CallFunction(loader, "ssis", spec.module.c_str(), spec.attribute.c_str(),
+                                spec.call ? 1 : 0, spec.call_args.c_str());
+  Py_DECREF(globals);
+  if (app == nullptr) {
+    std::string summary;
+    std::string tb = take_exception(&summary);
+    throw AppLoadError(summary, tb);
+  }
+  return app;
+}
+
+void release_gil() { PyEval_SaveThread(); }
+
+Gil::Gil() {
+  // Give each thread one Python thread state for its whole life: without this pin,
+  // PyGILState_Release would destroy a pool thread's state after every call, costing time and
+  // losing thread-locals and contextvars between the app call and the iteration of its result.
+  thread_local bool pinned = false;
+  if (!pinned) {
+    PyGILState_Ensure();
+    PyEval_SaveThread();
+    pinned = true;
+  }
+  state_ = static_cast<int>(PyGILState_Ensure());
+}
+Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
+
+void before_fork() { PyOS_BeforeFork(); }
+void after_fork_parent() { PyOS_AfterFork_Parent(); }
+void after_fork_child() { PyOS_AfterFork_Child(); }
+
+void flush_std_streams() {
+  for (const char* name : {"stdout", "stderr"}) {
+    PyObject* stream = PySys_GetObject(name);
+    if (stream != nullptr && stream != Py_None) {
+      PyObject* r = PyObject_CallMethod(stream, "flush", nullptr);
+      Py_XDECREF(r);
+    }
+  }
+  PyErr_Clear();
+}
+
+}  // namespace alicorn::python
