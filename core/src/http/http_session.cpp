@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "log/access_log.hpp"
+#include "util/clock.hpp"
 #include "python/hooks.hpp"
 #include "http/http_parser.hpp"
 #include "log/log.hpp"
@@ -171,12 +172,6 @@ void reset_response(alicorn_session* s) {
   r.file_pending = false;
 }
 
-int64_t mono_us() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
 void log_access(alicorn_session* s) {
   if (s->logged || log::access() == nullptr) return;
   s->logged = true;
@@ -187,7 +182,7 @@ void log_access(alicorn_session* s) {
   rec.body_bytes = s->r.body_sent;
   rec.response_headers = &s->r.headers;
   rec.start_unix_us = s->start_unix_us;
-  rec.duration_us = mono_us() - s->start_mono_us;
+  rec.duration_us = clock::mono_us() - s->start_mono_us;
   write_access_log(rec);
 }
 
@@ -511,8 +506,8 @@ int session_run(alicorn_session* s) try {
   if (s->state != State::Ready) return ALICORN_ESTATE;
   s->state = State::Responding;
   if (log::access() != nullptr) {  // the clocks are only for the access log
-    s->start_unix_us = unix_time_us();
-    s->start_mono_us = mono_us();
+    s->start_unix_us = clock::unix_us();
+    s->start_mono_us = clock::mono_us();
   }
   s->logged = false;
   if (s->parse_error) {

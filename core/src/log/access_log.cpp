@@ -30,12 +30,6 @@ AccessLogFormat g_format = AccessLogFormat::compile(
 
 }  // namespace
 
-int64_t unix_time_us() {
-  timeval tv{};
-  ::gettimeofday(&tv, nullptr);
-  return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
-}
-
 AccessLogFormat AccessLogFormat::compile(std::string_view format) {
   AccessLogFormat f;
   std::string literal;

@@ -48,6 +48,5 @@ void set_access_log_format(std::string_view format);
 // Write one line to the access log if it is enabled (any thread).
 void write_access_log(const AccessRecord& record);
 
-int64_t unix_time_us();
 
 }  // namespace alicorn

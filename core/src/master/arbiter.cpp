@@ -1,4 +1,5 @@
 #include "master/arbiter.hpp"
+#include "util/clock.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -194,7 +195,7 @@ void Arbiter::spawn_worker() {
     return;
   }
   WorkerSlot& slot = slots_[index];
-  slot.heartbeat_ms.store(monotonic_ms());
+  slot.heartbeat_ms.store(clock::mono_ms());
   slot.requests.store(0);
   slot.booted.store(0);
   slot.boot_error[0] = '\0';
@@ -341,7 +342,7 @@ void Arbiter::reap() {
 
 void Arbiter::check_timeouts() {
   if (config_.timeout <= 0) return;
-  int64_t now = monotonic_ms();
+  int64_t now = clock::mono_ms();
   int64_t limit = static_cast<int64_t>(config_.timeout * 1000);
   for (auto& [pid, state] : workers_) {
     int64_t beat = slots_[state.index].heartbeat_ms.load();
@@ -369,7 +370,7 @@ void Arbiter::check_booted() {
     booted += slots_[state.index].booted.load() ? 1 : 0;
   }
   bool all_up = booted == active && active >= num_workers_;
-  if (any_replaced && (all_up || monotonic_ms() > replace_deadline_ms_)) {
+  if (any_replaced && (all_up || clock::mono_ms() > replace_deadline_ms_)) {
     for (auto& [pid, state] : workers_)
       if (state.replaced) retire(pid, state);
   }
@@ -420,8 +421,8 @@ void Arbiter::stop(bool graceful) {
   int sig = graceful ? SIGTERM : SIGQUIT;
   for (auto& [pid, state] : workers_) state.retiring = true;
   kill_workers(sig);
-  int64_t limit = monotonic_ms() + static_cast<int64_t>(config_.graceful_timeout * 1000);
-  while (!workers_.empty() && monotonic_ms() < limit) {
+  int64_t limit = clock::mono_ms() + static_cast<int64_t>(config_.graceful_timeout * 1000);
+  while (!workers_.empty() && clock::mono_ms() < limit) {
     int s = wait_signal(100);
     if ((s == SIGINT || s == SIGQUIT) && graceful) {
       log::error().info("Handling signal: {}", signal_name(s));
@@ -435,8 +436,8 @@ void Arbiter::stop(bool graceful) {
       log::error().warn("Worker (pid:{}) still running after graceful_timeout ({}s): killing it",
                            pid, config_.graceful_timeout);
     kill_workers(SIGKILL);
-    int64_t hard_limit = monotonic_ms() + 10000;
-    while (!workers_.empty() && monotonic_ms() < hard_limit) {
+    int64_t hard_limit = clock::mono_ms() + 10000;
+    while (!workers_.empty() && clock::mono_ms() < hard_limit) {
       wait_signal(50);
       reap();
     }
@@ -587,7 +588,7 @@ void Arbiter::reload() {
   for (auto& [pid, state] : workers_)
     if (!state.retiring) state.replaced = true;
   int64_t wait_ms = config_.timeout > 0 ? static_cast<int64_t>(config_.timeout * 1000) : 30000;
-  replace_deadline_ms_ = monotonic_ms() + std::max<int64_t>(wait_ms, 5000);
+  replace_deadline_ms_ = clock::mono_ms() + std::max<int64_t>(wait_ms, 5000);
   ready_pending_ = true;
   spawn_missing();
 }

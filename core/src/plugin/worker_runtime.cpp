@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "python/hooks.hpp"
+#include "util/clock.hpp"
 #include "http/http_session.hpp"
 #include "log/log.hpp"
 #include "master/proctitle.hpp"
@@ -167,7 +168,7 @@ const alicorn_worker_config* host_config(alicorn_worker_ctx* ctx) {
 }
 
 void host_heartbeat(alicorn_worker_ctx* ctx) {
-  if (ctx && ctx->slot) ctx->slot->heartbeat_ms.store(monotonic_ms(), std::memory_order_relaxed);
+  if (ctx && ctx->slot) ctx->slot->heartbeat_ms.store(clock::mono_ms(), std::memory_order_relaxed);
 }
 
 int host_wake_fd(alicorn_worker_ctx* ctx) { return ctx ? ctx->wake_read : -1; }
@@ -188,7 +189,7 @@ int host_poll_signals(alicorn_worker_ctx* ctx) {
     } catch (...) {
     }
   }
-  int64_t now = monotonic_ms();
+  int64_t now = clock::mono_ms();
   bool orphaned = false;
   if (ctx->run_state.load() == ALICORN_RUNNING && now - g_parent_checked_ms.load() >= 1000) {
     g_parent_checked_ms.store(now);
@@ -233,12 +234,6 @@ const alicorn_host_api kHostApi = {
 
 const alicorn_host_api* host_api() { return &kHostApi; }
 
-int64_t monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 python::InitOptions python_init_options(const Config& config, std::vector<std::string> argv) {
   python::InitOptions opts;
   opts.argv = std::move(argv);
@@ -276,7 +271,7 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     wc.keepalive = config.keepalive;
     wc.worker_index = setup.index;
     if (config.max_requests > 0) {
-      std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(monotonic_ms()));
+      std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(clock::mono_ms()));
       int jitter = config.max_requests_jitter > 0
                        ? std::uniform_int_distribution<int>(0, config.max_requests_jitter)(rng)
                        : 0;

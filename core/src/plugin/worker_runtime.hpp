@@ -56,7 +56,6 @@ struct WorkerSetup {
 // Runs in the forked child; never returns (calls _exit with an ExitCode).
 [[noreturn]] void run_worker_process(const WorkerSetup& setup);
 
-int64_t monotonic_ms();
 
 namespace python {
 struct InitOptions;
