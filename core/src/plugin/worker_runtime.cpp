@@ -1,6 +1,7 @@
 #include "plugin/worker_runtime.hpp"
 
 #include "python/python_runtime.hpp"
+#include "wsgi/wsgi.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
