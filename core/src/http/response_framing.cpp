@@ -1,5 +1,7 @@
 // Response framing: the status line, Server/Date, the application's headers, Content-Length or
 // chunked, the keep-alive decision, and the iov list one writev sends.
+#include <charconv>
+#include <cstring>
 #include <ctime>
 #include <string>
 
@@ -14,20 +16,60 @@ namespace {
 
 constexpr size_t kCopyBodyLimit = 16 * 1024;  // bodies up to this size ride in the head buffer
 
+// The head in one pass: sized first, then copied, so a response head costs one allocation at
+// most (none once the connection's buffer has grown) and no per-piece append calls.
 void append_head(alicorn_session* s, std::string& buf) {
+  using namespace std::string_view_literals;
   const app::Reply& r = s->reply;
   const Framing& f = s->out;
-  buf.append("HTTP/1.1 ").append(r.status).append("\r\nServer: alicorn\r\nDate: ");
-  buf.append(http_date()).append("\r\n");
-  for (const auto& [name, value] : r.headers) buf.append(name).append(": ").append(value).append("\r\n");
-  if (f.content_length >= 0 && r.code >= 200 && r.code != 204)
-    buf.append("Content-Length: ").append(std::to_string(f.content_length)).append("\r\n");
-  if (f.chunked) buf.append("Transfer-Encoding: chunked\r\n");
+  const std::string_view date = http_date();
+  char length[24];
+  size_t length_len = 0;
+  const bool with_length = f.content_length >= 0 && r.code >= 200 && r.code != 204;
+  if (with_length)
+    length_len = static_cast<size_t>(
+        std::to_chars(length, length + sizeof length, f.content_length).ptr - length);
+  constexpr std::string_view kStart = "HTTP/1.1 "sv, kServer = "\r\nServer: alicorn\r\nDate: "sv,
+                             kCrlf = "\r\n"sv, kColon = ": "sv, kLength = "Content-Length: "sv,
+                             kChunked = "Transfer-Encoding: chunked\r\n"sv,
+                             kClose = "Connection: close\r\n"sv,
+                             kKeepAlive = "Connection: keep-alive\r\n"sv;
+  std::string_view connection;
   if (!f.keep_alive)
-    buf.append("Connection: close\r\n");
+    connection = kClose;
   else if (s->parser.http_minor() == 0)
-    buf.append("Connection: keep-alive\r\n");
-  buf.append("\r\n");
+    connection = kKeepAlive;
+  size_t n = kStart.size() + r.status.size() + kServer.size() + date.size() + kCrlf.size();
+  for (const auto& [name, value] : r.headers) n += name.size() + value.size() + 4;
+  if (with_length) n += kLength.size() + length_len + 2;
+  if (f.chunked) n += kChunked.size();
+  n += connection.size() + 2;
+  const size_t at = buf.size();
+  buf.resize(at + n);
+  char* p = buf.data() + at;
+  auto put = [&p](std::string_view v) {
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+  };
+  put(kStart);
+  put(r.status);
+  put(kServer);
+  put(date);
+  put(kCrlf);
+  for (const auto& [name, value] : r.headers) {
+    put(name);
+    put(kColon);
+    put(value);
+    put(kCrlf);
+  }
+  if (with_length) {
+    put(kLength);
+    put({length, length_len});
+    put(kCrlf);
+  }
+  if (f.chunked) put(kChunked);
+  put(connection);
+  put(kCrlf);
 }
 
 bool connection_may_persist(alicorn_session* s) {
