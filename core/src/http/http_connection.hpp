@@ -96,9 +96,12 @@ struct alicorn_session {
   alicorn_worker_ctx* ctx = nullptr;
   alicorn::app::AppSession* app = nullptr;  // the adapter's state for this connection (owned)
   uint32_t listener_index = 0;
-  // The peer, as the socket says; the request's view of it (req.remote_addr, req.scheme) may be
-  // overridden per request (TLS, PROXY protocol, trusted Forwarded headers).
-  std::string remote_addr;
+  // The connection's facts, copied into each app::Request (describe_request): the peer as the
+  // socket says, and "http". A TLS listener or a PROXY protocol header sets these once per
+  // connection; trusted Forwarded / X-Forwarded-* headers override req.scheme, req.remote_addr
+  // and req.remote_port per request after describe_request, before the adapter runs.
+  std::string scheme = "http";
+  std::string remote_addr;  // empty for unix sockets
   std::string remote_port;
   alicorn::RequestParser parser;
   std::string pending;  // bytes received but not parsed yet (pipelining)

@@ -135,7 +135,7 @@ void describe_request(alicorn_session* s) {
     q.body_fd = s->parser.take_body_fd();
     if (q.body_fd < 0) q.body = p.body();
   }
-  q.scheme = "http";
+  q.scheme = s->scheme;
   q.remote_addr = s->remote_addr;
   q.remote_port = s->remote_port;
   const auto& l = s->ctx->listeners->items()[s->listener_index];

@@ -1,5 +1,6 @@
-// The streaming wsgi.input: reads the request body from the connection as the app asks for
-// it (blocking plugins that gave conn_info.recv/send), sending 100 Continue on the first read.
+// The streaming wsgi.input: reads the request body through the connection's app::BodyStream as
+// the app asks for it (blocking plugins that gave conn_info.recv/send; the connection sends
+// 100 Continue on the first read). The GIL is released while the stream waits for bytes.
 #include <cerrno>
 #include <cstdint>
 
