@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <stdexcept>
@@ -312,6 +315,109 @@ TEST_F(HttpSessionTest, WrongStateAndNullAreRefused) {
   EXPECT_EQ(session_run(nullptr), ALICORN_EINVAL);
   EXPECT_EQ(session_feed(nullptr, "", 0), ALICORN_EINVAL);
   EXPECT_EQ(session_pull(s_, nullptr), ALICORN_EINVAL);
+}
+
+// A blocking worker that gives recv/send: the body streams through app::BodyStream while the
+// application runs.
+struct FakeSocket {
+  std::vector<std::string> incoming;  // what recv returns, in order; then 0 (EOF) or `error`
+  ssize_t error = 0;
+  std::string sent;
+  static ssize_t recv(void* io, void* buf, size_t len) {
+    auto* self = static_cast<FakeSocket*>(io);
+    if (self->incoming.empty()) return self->error;
+    std::string chunk = self->incoming.front();
+    self->incoming.erase(self->incoming.begin());
+    size_t n = std::min(len, chunk.size());
+    std::memcpy(buf, chunk.data(), n);
+    return static_cast<ssize_t>(n);
+  }
+  static ssize_t send(void* io, const void* buf, size_t len) {
+    static_cast<FakeSocket*>(io)->sent.append(static_cast<const char*>(buf), len);
+    return static_cast<ssize_t>(len);
+  }
+};
+
+class StreamingBodyTest : public HttpSessionTest {
+ protected:
+  void SetUp() override {
+    HttpSessionTest::SetUp();
+    session_free(s_);
+    ctx_.capabilities = ALICORN_CAP_KEEPALIVE;  // blocking
+    alicorn_conn_info info{};
+    info.struct_size = sizeof info;
+    info.fd = -1;
+    info.io = &sock_;
+    info.recv = FakeSocket::recv;
+    info.send = FakeSocket::send;
+    s_ = session_new(&ctx_, &info);
+    ASSERT_NE(s_, nullptr);
+    // The application reads the whole body, then answers with it.
+    adapter_.handler = [this](app::Request& req, app::Reply& r) {
+      read_body_.clear();
+      if (req.stream == nullptr) return app::AppSession::Result::AppError;
+      for (;;) {
+        std::string_view b = req.stream->buffered();
+        read_body_.append(b);
+        req.stream->consume(b.size());
+        int rc = req.stream->fill();
+        if (rc < 0) return app::AppSession::Result::BodyError;
+        if (rc == 0) break;
+      }
+      r.status = "200 OK";
+      r.code = 200;
+      r.started = true;
+      r.chunks.emplace_back(read_body_);
+      return app::AppSession::Result::Ok;
+    };
+  }
+  FakeSocket sock_;
+  std::string read_body_;
+};
+
+TEST_F(StreamingBodyTest, BodyArrivesWhileTheAppReadsAndContinueIsSentOnFirstRead) {
+  sock_.incoming = {"hel", "lo"};
+  ASSERT_EQ(feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 "Expect: 100-continue\r\n\r\n"),
+            ALICORN_FEED_READY);  // headers only: the body is the app's to read
+  EXPECT_EQ(sock_.sent, "");
+  ASSERT_EQ(session_run(s_), 0);
+  EXPECT_EQ(sock_.sent, "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(read_body_, "hello");
+  EXPECT_EQ(body_of(pull_all()), "hello");
+  EXPECT_EQ(session_keep_alive(s_), 1);
+}
+
+TEST_F(StreamingBodyTest, ClientGoneMidBodyIs400AndNotReused) {
+  sock_.incoming = {"hel"};
+  ASSERT_EQ(feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            ALICORN_FEED_READY);
+  ASSERT_EQ(session_run(s_), 0);
+  std::string wire = pull_all();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << wire;
+  EXPECT_NE(wire.find("incomplete request body"), std::string::npos);
+  EXPECT_EQ(session_keep_alive(s_), 0);
+}
+
+TEST_F(StreamingBodyTest, StalledClientIs408) {
+  sock_.incoming = {"hel"};
+  sock_.error = -EAGAIN;  // SO_RCVTIMEO expired
+  ASSERT_EQ(feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            ALICORN_FEED_READY);
+  ASSERT_EQ(session_run(s_), 0);
+  std::string wire = pull_all();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 408 Request Timeout\r\n", 0), 0u) << wire;
+  EXPECT_EQ(session_keep_alive(s_), 0);
+}
+
+TEST_F(StreamingBodyTest, MalformedChunkedBodyIs400FromTheParser) {
+  sock_.incoming = {"zz\r\n"};
+  ASSERT_EQ(feed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            ALICORN_FEED_READY);
+  ASSERT_EQ(session_run(s_), 0);
+  std::string wire = pull_all();
+  EXPECT_EQ(wire.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << wire;
+  EXPECT_EQ(session_keep_alive(s_), 0);
 }
 
 }  // namespace
