@@ -87,7 +87,9 @@ void log_access(alicorn_session* s) {
   if (s->logged || log::access() == nullptr) return;
   s->logged = true;
   AccessRecord rec;
-  rec.remote_addr = s->req.remote_addr.empty() ? std::string_view(s->remote_addr) : s->req.remote_addr;
+  // The request's view of the peer (a trusted proxy may have named the client); a request that
+  // never reached the adapter has only the socket's.
+  rec.remote_addr = s->parse_error ? std::string_view(s->remote_addr) : s->req.remote_addr;
   rec.request = &s->parser;
   rec.status = s->reply.code;
   rec.body_bytes = s->out.body_sent;
