@@ -40,9 +40,10 @@ class ConnBodyStream final : public app::BodyStream {
     errno_ = 0;
   }
 
+  // The plugin's blocking I/O (conn_info.io/recv/send): called without any interpreter lock.
   void* io = nullptr;
-  ssize_t (*recv)(void*, void*, size_t) = nullptr;
-  ssize_t (*send)(void*, const void*, size_t) = nullptr;
+  ssize_t (*io_recv)(void*, void*, size_t) = nullptr;
+  ssize_t (*io_send)(void*, const void*, size_t) = nullptr;
   size_t offset = 0;       // consumed prefix of parser.body_buffer()
   bool broken = false;     // the client vanished or stalled mid-body: never reuse
   bool timed_out = false;  // ... because it stopped sending (408, not 400)

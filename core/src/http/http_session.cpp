@@ -222,7 +222,7 @@ int ConnBodyStream::fill() {
       if (p.expect_continue() && !s_->continue_sent) {
         // The app wants the body: now the client may send it.
         s_->continue_sent = true;
-        ssize_t n = send(io, kContinue, sizeof kContinue - 1);
+        ssize_t n = io_send(io, kContinue, sizeof kContinue - 1);
         if (n < 0) {
           broken = true;
           failure_ = Failure::Io;
@@ -231,7 +231,7 @@ int ConnBodyStream::fill() {
         }
       }
       if (recv_buf_.empty()) recv_buf_.resize(64 * 1024);
-      ssize_t n = recv(io, recv_buf_.data(), recv_buf_.size());
+      ssize_t n = io_recv(io, recv_buf_.data(), recv_buf_.size());
       if (n <= 0) {
         broken = true;
         timed_out = n == -EAGAIN || n == -ETIMEDOUT;
@@ -271,8 +271,8 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
     if (ALICORN_HAS_FIELD(info, alicorn_conn_info, send) && info->recv != nullptr &&
         info->send != nullptr && (ctx->capabilities & ALICORN_CAP_NONBLOCKING) == 0) {
       s->stream.io = info->io;
-      s->stream.recv = info->recv;
-      s->stream.send = info->send;
+      s->stream.io_recv = info->recv;
+      s->stream.io_send = info->send;
       s->streaming = true;
       s->parser.set_streaming(true);
     }
