@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "python/embedded.hpp"
+
 namespace alicorn::python {
 namespace {
 
@@ -22,35 +24,6 @@ void check(PyStatus status, const char* step, PyConfig* config) {
   }
 }
 
-// Resolves `module:attribute[(args)]` in Python itself: importlib, getattr along the dotted
-// path, and literal-only factory arguments parsed with ast, as Gunicorn does.
-constexpr const char* kLoaderSource = R"PY(
-def _alicorn_load_app(module, attribute, call, call_args):
-    import ast, importlib
-    mod = importlib.import_module(module)
-    obj = mod
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AttributeError(
-                "Failed to find attribute %r in %r." % (attribute, module)) from None
-    if call:
-        try:
-            expr = ast.parse("f(%s)" % call_args, mode="eval").body
-            args = [ast.literal_eval(a) for a in expr.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}
-        except (SyntaxError, ValueError) as e:
-            raise ValueError(
-                "Failed to parse %r as literal function arguments: %s" % (call_args, e)) from None
-        obj = obj(*args, **kwargs)
-    if obj is None:
-        raise TypeError("Failed to find application object: %r resolved to None." % attribute)
-    if not callable(obj):
-        raise TypeError("Application object must be callable (%s:%s is %s)."
-                        % (module, attribute, type(obj).__name__))
-    return obj
-)PY";
 
 }  // namespace
 
@@ -136,17 +109,14 @@ std::string take_exception(std::string* summary) {
 }
 
 PyObject* load_app(const AppSpec& spec) {
-  PyObject* globals = PyDict_New();
-  if (globals == nullptr) throw AppLoadError("MemoryError", "");
-  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
-  PyObject* ran = PyRun_String(kLoaderSource, Py_file_input, globals, globals);
-  Py_XDECREF(ran);
-  PyObject* loader = ran ? PyDict_GetItemString(globals, "_alicorn_load_app") : nullptr;
+  // alicorn_loader.py: importlib, getattr along the dotted path, and literal-only factory
+  // arguments parsed with ast, as Gunicorn does.
+  PyObject* loader = embedded_module("alicorn_loader");
   PyObject* app = nullptr;
   if (loader != nullptr)
-    app = PyObject_CallFunction(loader, "ssis", spec.module.c_str(), spec.attribute.c_str(),
-                                spec.call ? 1 : 0, spec.call_args.c_str());
-  Py_DECREF(globals);
+    app = PyObject_CallMethod(loader, "load_app", "ssis", spec.module.c_str(),
+                              spec.attribute.c_str(), spec.call ? 1 : 0, spec.call_args.c_str());
+  Py_XDECREF(loader);
   if (app == nullptr) {
     std::string summary;
     std::string tb = take_exception(&summary);
