@@ -26,7 +26,12 @@ namespace alicorn {
 // Thrown by each step: what() is the reason, naming the setting.
 class StageError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit StageError(const std::string& what, int exit_code = 2)
+      : std::runtime_error(what), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }  // for startup: an ExitCode
+
+ private:
+  int exit_code_;
 };
 
 struct StagedConfig {

@@ -18,7 +18,8 @@ namespace {
 
 
 PyObject* g_support = nullptr;  // the support module's globals (dict)
-PyObject* g_module = nullptr;   // the user's hooks module
+PyObject* g_module = nullptr;   // the user's hooks module (--hooks)
+PyObject* g_file = nullptr;     // the hooks a Python config file defines (checked namespace)
 PyObject* g_server = nullptr;   // Server instance
 PyObject* g_worker = nullptr;   // this process's Worker (in a worker)
 std::string g_spec;
@@ -70,17 +71,28 @@ void refresh_flags() {
   g_request_hooks.store(g_has_pre_request || g_has_post_request);
 }
 
+// The hook named `name`: from the --hooks module first, else from the config file. New
+// reference or nullptr (no exception left set).
+PyObject* find_hook(const char* name) {
+  for (PyObject* source : {g_module, g_file}) {
+    if (source == nullptr) continue;
+    PyObject* fn = PyObject_GetAttrString(source, name);
+    if (fn != nullptr && PyCallable_Check(fn)) return fn;
+    Py_XDECREF(fn);
+    PyErr_Clear();
+  }
+  return nullptr;
+}
+
+bool any_source() { return g_module != nullptr || g_file != nullptr; }
+
 bool call(const char* name, PyObject* args) {
-  if (g_module == nullptr || args == nullptr) {
+  if (!any_source() || args == nullptr) {
     if (args == nullptr) PyErr_Clear();
     return true;
   }
-  PyObject* fn = PyObject_GetAttrString(g_module, name);
-  if (fn == nullptr || !PyCallable_Check(fn)) {
-    Py_XDECREF(fn);
-    PyErr_Clear();
-    return true;
-  }
+  PyObject* fn = find_hook(name);
+  if (fn == nullptr) return true;
   PyObject* result = PyObject_Call(fn, args, nullptr);
   Py_DECREF(fn);
   if (result == nullptr) {
@@ -143,19 +155,30 @@ void unload() {
   refresh_flags();
 }
 
-bool loaded() { return g_module != nullptr; }
+bool loaded() { return any_source(); }
+
+void set_file_hooks(PyObject* hooks) {
+  if (hooks != nullptr) {
+    try {
+      ensure_support();
+    } catch (const std::exception& e) {
+      log::error().error("Cannot set up the config file's hooks:\n{}", e.what());
+      return;
+    }
+  }
+  Py_XINCREF(hooks);
+  Py_XSETREF(g_file, hooks);
+  refresh_flags();
+}
 
 bool defined(const char* name) {
-  if (g_module == nullptr) return false;
-  PyObject* fn = PyObject_GetAttrString(g_module, name);
-  bool ok = fn != nullptr && PyCallable_Check(fn);
+  PyObject* fn = find_hook(name);
   Py_XDECREF(fn);
-  PyErr_Clear();
-  return ok;
+  return fn != nullptr;
 }
 
 void update_server(const ServerState& state) {
-  if (g_server == nullptr || g_module == nullptr) return;
+  if (g_server == nullptr || !any_source()) return;
   auto set = [](const char* attr, PyObject* value) {
     if (value == nullptr) {
       PyErr_Clear();
@@ -199,7 +222,7 @@ void update_server(const ServerState& state) {
 }
 
 PyObject* new_worker(uint32_t age, uint32_t index, pid_t ppid) {
-  if (g_module == nullptr || g_server == nullptr) return nullptr;
+  if (!any_source() || g_server == nullptr) return nullptr;
   PyObject* w = PyObject_CallFunction(support("make_worker"), "OIIl", g_server, age, index,
                                       static_cast<long>(ppid));
   if (w == nullptr) {
@@ -226,7 +249,7 @@ void set_worker_booted(PyObject* worker) {
 void release_worker(PyObject* worker) { Py_XDECREF(worker); }
 
 bool call_server(const char* name) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(1, g_server);
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -234,7 +257,7 @@ bool call_server(const char* name) {
 }
 
 bool call_server_worker(const char* name, PyObject* worker) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(2, g_server, none_if_null(worker));
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -242,7 +265,7 @@ bool call_server_worker(const char* name, PyObject* worker) {
 }
 
 bool call_worker(const char* name, PyObject* worker) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(1, none_if_null(worker));
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -250,7 +273,7 @@ bool call_worker(const char* name, PyObject* worker) {
 }
 
 bool call_nworkers_changed(int new_value, int old_value) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = Py_BuildValue("(Oii)", g_server, new_value, old_value);
   bool ok = call("nworkers_changed", args);
   Py_XDECREF(args);
@@ -269,7 +292,7 @@ bool has_request_hooks() { return g_request_hooks.load(std::memory_order_relaxed
 bool run_request_hook(const char* name, PyObject* environ, const char* status,
                       const std::vector<std::pair<std::string, std::string>>* headers,
                       int64_t body_bytes) {
-  if (g_module == nullptr || name == nullptr) return true;
+  if (!any_source() || name == nullptr) return true;
   bool pre = std::strcmp(name, "pre_request") == 0;
   bool post = std::strcmp(name, "post_request") == 0;
   if ((pre && !g_has_pre_request) || (post && !g_has_post_request) || (!pre && !post))

@@ -31,3 +31,16 @@ def load_app(module, attribute, call, call_args):
         raise TypeError("Application object must be callable (%s:%s is %s)."
                         % (module, attribute, type(obj).__name__))
     return obj
+
+
+def load_paste(paste_file, global_conf):
+    """--paste FILE[#name]: the app PasteDeploy builds from the ini file, as Gunicorn's
+    paste loader does (config:FILE, relative to the working directory, with global_conf)."""
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise ImportError("--paste needs PasteDeploy (Debian: python3-pastedeploy)") from None
+    path, _, name = paste_file.partition("#")
+    import os
+    return loadapp("config:%s" % path, name=name or None, relative_to=os.getcwd(),
+                   global_conf=dict(global_conf))
