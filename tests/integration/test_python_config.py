@@ -31,10 +31,14 @@ def read_events(path):
 def print_config(result):
     """--print-config output as {name: (value text, source)}."""
     out = {}
+    source = None
     for line in result.stdout.splitlines():
-        m = re.match(r"^([a-z_]+): (.*?)  # (.*)$", line)
+        if line.startswith("# from "):
+            source = line[len("# from "):]
+            continue
+        m = re.match(r"^([a-z_]+): (.*)$", line)
         if m:
-            out[m.group(1)] = (m.group(2), m.group(3))
+            out[m.group(1)] = (m.group(2), source)
     return out
 
 
@@ -278,11 +282,12 @@ class Precedence(AlicornTestCase):
 
     def test_port_sets_the_default_bind_and_the_file_wins(self):
         result = run_alicorn(["--print-config", "hello:app"], env={"PORT": "5123"})
-        self.assertIn("  - 0.0.0.0:5123  # env PORT", result.stdout, result)
+        self.assertIn("# from env PORT\nbind:\n  - 0.0.0.0:5123\n", result.stdout, result)
         tmp = self.make_tmpdir()
         conf = write(os.path.join(tmp, "c.py"), 'bind = "127.0.0.1:6000"\n')
         result = run_alicorn(["-c", conf, "--print-config", "hello:app"], env={"PORT": "5123"})
-        self.assertIn("  - 127.0.0.1:6000  # file " + conf, result.stdout, result)
+        self.assertIn("# from file %s\nbind:\n  - 127.0.0.1:6000\n" % conf, result.stdout,
+                      result)
 
     def test_served_with_gunicorn_cmd_args(self):
         port = free_port()
@@ -315,8 +320,8 @@ class Precedence(AlicornTestCase):
         tmp = self.make_tmpdir()
         conf = write(os.path.join(tmp, "g.py"), "def post_fork(server, worker):\n    pass\n")
         result = run_alicorn(["-c", conf, "--print-config", "hello:app"])
-        self.assertRegex(result.stdout, r"# post_fork: <function post_fork at .*>  # file ")
-        self.assertIn("# on_starting: not set  # default", result.stdout)
+        self.assertRegex(result.stdout, r"# hook post_fork: <function post_fork at .*> \(from file ")
+        self.assertIn("# hook on_starting: not set (from default)", result.stdout)
 
     def test_check_config_loads_the_app_from_the_file(self):
         tmp = self.make_tmpdir()

@@ -716,6 +716,13 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
 
 Layer read_python(const std::string& spec, const std::optional<std::string>& virtualenv,
                   const std::vector<std::string>& argv, std::vector<std::string>& warnings) {
+  if (spec.rfind("python:", 0) != 0) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(spec, ec))
+      throw ConfigError(fmt::format("{}: cannot read config file: it is a directory", spec));
+    if (!std::filesystem::exists(spec, ec))
+      throw ConfigError(fmt::format("{}: cannot read config file: it does not exist", spec));
+  }
   if (!python_reader())
     throw ConfigError(fmt::format("{}: Python config files need the embedded interpreter "
                                   "(use a .yaml file here)", spec));
@@ -894,6 +901,19 @@ std::string closest_setting(const std::string& name) {
   std::string dashed = lower(name);
   std::replace(dashed.begin(), dashed.end(), '-', '_');
   if (dashed != name && find_setting(dashed)) return dashed;
+  // The name of a flag for the setting: `preload` for preload_app (--preload), `pid` for pidfile.
+  std::string flag = "--" + dashed;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  for (const Setting* s : all_settings()) {
+    std::string_view flags = s->flags;
+    while (!flags.empty()) {
+      auto comma = flags.find(',');
+      std::string_view one = flags.substr(0, comma);
+      if (auto brace = one.find('{'); brace != std::string_view::npos) one = one.substr(0, brace);
+      if (one == flag) return s->name;
+      flags = comma == std::string_view::npos ? "" : flags.substr(comma + 1);
+    }
+  }
   if (name.size() < 4) return "";
   std::string best;
   size_t best_distance = name.size() >= 8 ? 3 : 2;  // closer than this
@@ -974,21 +994,37 @@ std::string to_yaml(const Config& config, const std::map<std::string, std::strin
                    [&](HookSlot) {},
                },
                s.field);
-    if (sources) {
-      auto it = sources->find(s.name);
-      out << YAML::Comment(it == sources->end() ? "default" : it->second);
-    }
   }
   out << YAML::EndMap;
   std::string text = std::string(out.c_str()) + "\n";
   if (sources) {
+    // Each setting's line is preceded by "# from <source>" (default, file PATH, env VAR, cli),
+    // so the YAML itself stays as it reads back.
+    std::string annotated;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      auto nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl == std::string_view::npos ? rest.size() : nl + 1);
+      rest.remove_prefix(line.size());
+      auto colon = line.find(':');
+      if (colon != std::string_view::npos && !line.empty() && line[0] != ' ' && line[0] != '#') {
+        std::string name(line.substr(0, colon));
+        if (find_setting(name)) {
+          auto it = sources->find(name);
+          annotated += "# from " + (it == sources->end() ? std::string("default") : it->second) +
+                       "\n";
+        }
+      }
+      annotated += line;
+    }
+    text = annotated;
     for (const Setting* sp : all_settings()) {
       if (!is_hook(*sp)) continue;
       auto it = config.server_hooks.find(sp->name);
       auto src = sources->find(sp->name);
       text += it == config.server_hooks.end()
-                  ? fmt::format("# {}: not set  # default\n", sp->name)
-                  : fmt::format("# {}: {}  # {}\n", sp->name, it->second,
+                  ? fmt::format("# hook {}: not set (from default)\n", sp->name)
+                  : fmt::format("# hook {}: {} (from {})\n", sp->name, it->second,
                                 src == sources->end() ? "file" : src->second);
     }
   }
