@@ -259,6 +259,89 @@ class PythonConfigFile(AlicornTestCase):
         self.assertServesHello(server)
 
 
+# Hooks as real projects write them: prometheus_client's multiprocess cleanup in child_exit
+# (Debian's python3-prometheus-client), a database connection opened in post_fork and used in
+# pre_request (sqlite3), thread stacks dumped in worker_int.
+REAL_HOOKS_CONF = '''
+import os
+import sqlite3
+import sys
+import threading
+import traceback
+
+from prometheus_client import multiprocess
+
+bind = os.environ["APP_BIND"]
+workers = 1
+wsgi_app = "hello:app"
+pythonpath = %(apps)r
+raw_env = ["PROMETHEUS_MULTIPROC_DIR=%(prom)s"]
+DB = %(db)r
+STACKS = %(stacks)r
+
+
+def post_fork(server, worker):
+    worker.db = sqlite3.connect(DB, check_same_thread=False)
+    worker.db.execute("CREATE TABLE IF NOT EXISTS hits (pid INTEGER, path TEXT)")
+    worker.db.commit()
+
+
+def pre_request(worker, req):
+    worker.db.execute("INSERT INTO hits VALUES (?, ?)", (worker.pid, req.path))
+    worker.db.commit()
+    worker.log.info("%%s %%s", req.method, req.path)
+
+
+def worker_int(worker):
+    id2name = {th.ident: th.name for th in threading.enumerate()}
+    code = []
+    for thread_id, stack in sys._current_frames().items():
+        code.append("# Thread: %%s(%%d)" %% (id2name.get(thread_id, ""), thread_id))
+        for filename, lineno, name, line in traceback.extract_stack(stack):
+            code.append("File: %%s, line %%d, in %%s" %% (filename, lineno, name))
+    with open(STACKS, "w") as f:
+        f.write("\\n".join(code))
+
+
+def child_exit(server, worker):
+    multiprocess.mark_process_dead(worker.pid)
+    server.log.info("marked dead %%s", worker.pid)
+'''
+
+
+class RealWorldHooks(AlicornTestCase):
+    def test_prometheus_database_and_stack_dump_hooks(self):
+        tmp = self.make_tmpdir()
+        prom = os.path.join(tmp, "prom")
+        os.makedirs(prom)
+        db, stacks = os.path.join(tmp, "hits.db"), os.path.join(tmp, "stacks.txt")
+        conf = write(os.path.join(tmp, "gunicorn.conf.py"),
+                     REAL_HOOKS_CONF % {"apps": APPS_DIR, "prom": prom, "db": db,
+                                        "stacks": stacks})
+        port = free_port()
+        server = self.spawn(["-c", conf], cwd=tmp, env={"APP_BIND": "127.0.0.1:%d" % port})
+        server.address = ("127.0.0.1", port)
+        server.wait_listening(server.address)
+        (pid,) = server.wait_workers(1)
+        self.assertServesHello(server, "/first")
+        self.assertServesHello(server, "/second")
+        # A live gauge file of the worker, as prometheus_client writes in multiprocess mode.
+        live = os.path.join(prom, "gauge_livesum_%d.db" % pid)
+        write(live, "")
+        os.kill(pid, signal.SIGINT)
+        server.wait_log(r"marked dead %d" % pid)
+        self.assertFalse(os.path.exists(live), server.describe())
+        self.assertTrue(wait_for(lambda: os.path.exists(stacks), 10), server.describe())
+        with open(stacks) as f:
+            dump = f.read()
+        self.assertIn("# Thread: ", dump)
+        self.assertIn("in worker_int", dump)
+        import sqlite3
+        rows = sqlite3.connect(db).execute("SELECT pid, path FROM hits").fetchall()
+        self.assertEqual(rows, [(pid, "/first"), (pid, "/second")])
+        self.assertNotIn("Exception in", server.log())
+
+
 class Precedence(AlicornTestCase):
     def test_defaults_file_gunicorn_cmd_args_cli(self):
         tmp = self.make_tmpdir()
