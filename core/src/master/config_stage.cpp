@@ -28,6 +28,12 @@ StagedConfig validate_and_stage(LoadedConfig loaded, const Config* current) {
   StagedConfig staged;
   Config& next = loaded.config;
   if (!next.app) throw StageError("No application module specified (APP_MODULE or wsgi_app).");
+  if (auto it = loaded.sources.find("virtualenv"); next.config_is_python &&
+                                                  it != loaded.sources.end() &&
+                                                  it->second.rfind("file ", 0) == 0)
+    throw StageError(it->second.substr(5) + ": virtualenv: give it on the command line or in "
+                     "$VIRTUAL_ENV: the interpreter that runs a Python config file starts "
+                     "before the file does");
   if (next.virtualenv) {
     struct stat st {};
     if (::stat((*next.virtualenv + "/pyvenv.cfg").c_str(), &st) != 0)
