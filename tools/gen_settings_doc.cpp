@@ -237,7 +237,7 @@ void markdown(std::ostream& o) {
        "is a one-item\nlist); other names are its own business, except that a name close to a "
        "setting gets a\nwarning (`worker` -> `workers`). Functions named like a server hook "
        "(`post_fork`, ...)\nare the hooks; the objects they receive are described in "
-       "[operations.md](operations.md).\nA file that raises stops alicorn with its traceback "
+       "[migrating-from-gunicorn.md](migrating-from-gunicorn.md#the-objects-hooks-receive).\nA file that raises stops alicorn with its traceback "
        "and exit code 2. On HUP the file is\nrun again; if it fails, the running "
        "configuration stays and the log says why.\n\n"
        "Status: *works* unless the table says *no-op* (accepted, validated, and with the "

@@ -181,6 +181,14 @@ TEST_F(PythonLayer, InterpreterStartsInTheVirtualenvNamedSoFar) {
   EXPECT_EQ(venvs[1], "/venv/cli");
 }
 
+TEST_F(PythonLayer, CheckAndPrintConfigFromTheFile) {
+  names = {{"check_config", boolean(true)}};
+  EXPECT_EQ(load({"-c", "c.py", "m:a"}).action, Action::CheckConfig);
+  EXPECT_EQ(load({"-c", "c.py", "--print-config", "m:a"}).action, Action::PrintConfig);
+  names = {{"print_config", boolean(false)}};
+  EXPECT_EQ(load({"-c", "c.py", "m:a"}).action, Action::Serve);
+}
+
 TEST_F(PythonLayer, TypoWarnings) {
   names = {{"worker", num(2)}, {"timout", num(3)}, {"bind_address", str("x")},
            {"db_host", str("x")}};

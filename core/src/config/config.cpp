@@ -715,7 +715,8 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
 }
 
 Layer read_python(const std::string& spec, const std::optional<std::string>& virtualenv,
-                  const std::vector<std::string>& argv, std::vector<std::string>& warnings) {
+                  const std::vector<std::string>& argv, std::vector<std::string>& warnings,
+                  std::optional<Action>& action) {
   if (spec.rfind("python:", 0) != 0) {
     std::error_code ec;
     if (std::filesystem::is_directory(spec, ec))
@@ -729,6 +730,15 @@ Layer read_python(const std::string& spec, const std::optional<std::string>& vir
   FileNames names = python_reader()(spec, virtualenv, argv);
   Layer layer;
   for (const auto& [name, value] : names) {
+    // Gunicorn's check_config / print_config are settings too: true asks for that action.
+    if (name == "check_config" || name == "print_config") {
+      if (value.kind != FileValue::Kind::Bool)
+        throw ConfigError(fmt::format("{}: {}: expected True or False, got {}", spec, name,
+                                      kind_name(value)));
+      if (value.b && !action)
+        action = name == "check_config" ? Action::CheckConfig : Action::PrintConfig;
+      continue;
+    }
     const Setting* s = find_setting(name);
     if (s == nullptr) {
       std::string near = closest_setting(name);
@@ -851,8 +861,11 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
       if (auto it = layer->find("virtualenv"); it != layer->end() && !it->second.values.empty())
         venv = it->second.values.back();
     std::vector<std::string> args(argv, argv + std::max(argc, 0));
-    file = read_python(*config.config, venv, args, out.warnings);
+    std::optional<Action> file_action;
+    file = read_python(*config.config, venv, args, out.warnings, file_action);
     config.config_is_python = true;
+    if (file_action && !cli.action && !from_env.action && !from_gunicorn_env.action)
+      out.action = *file_action;
   }
   for (Layer* layer : {&file, &from_gunicorn_env.layer, &from_env.layer, &cli.layer})
     for (auto& [name, raw] : *layer) merged[name] = std::move(raw);
