@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "python/embedded.hpp"
 #include "wsgi/wsgi_session.hpp"
 
 namespace alicorn {
@@ -11,23 +12,7 @@ namespace {
 // wsgi.file_wrapper: iterates a file-like in blocks; over a real file the session sends it with
 // sendfile(2) instead (when the plugin can), never iterating at all.
 
-constexpr const char* kFileWrapperSource = R"PY(
-class FileWrapper:
-    def __init__(self, filelike, blksize=8192):
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        data = self.filelike.read(self.blksize)
-        if data:
-            return data
-        raise StopIteration
-)PY";
+// The class is core/src/python/py/alicorn_file_wrapper.py, embedded at build time.
 
 }  // namespace
 
@@ -39,7 +24,7 @@ PyObject* make_file_wrapper_class() {
     PyDict_SetItemString(globals, "__name__", name);
     Py_DECREF(name);
   }
-  PyObject* ran = PyRun_String(kFileWrapperSource, Py_file_input, globals, globals);
+  PyObject* ran = python::run_embedded("alicorn_file_wrapper", globals);
   Py_XDECREF(ran);
   PyObject* cls = ran ? PyDict_GetItemString(globals, "FileWrapper") : nullptr;
   Py_XINCREF(cls);
