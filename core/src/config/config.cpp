@@ -5,6 +5,7 @@
 // layer that sets a setting replaces it whole, lists included); only then is every value
 // converted and validated, so an error names the setting and where the value came from.
 #include "config/config.hpp"
+#include "net/edge_settings.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -91,6 +92,26 @@ const Setting kSettings[] = {
     {"limit_request_body", "--limit-request-body", &Config::limit_request_body, "BYTES",
      "Maximum size of a request body in bytes, answered with 413 beyond it; 0 = unlimited "
      "[default: 0]"},
+    // At the edge (docs/deployment.md): trusted proxies, forwarded headers, PROXY protocol.
+    {"forwarded_allow_ips", "--forwarded-allow-ips", &Config::forwarded_allow_ips, "ADDRS",
+     "Comma-separated addresses and CIDR networks (or *) whose forwarded headers are trusted; "
+     "unix-socket peers always are [default: $FORWARDED_ALLOW_IPS or 127.0.0.1,::1]"},
+    {"secure_scheme_headers", "--secure-scheme-header", &Config::secure_scheme_headers,
+     "NAME=VALUE",
+     "Header and value by which a trusted proxy says the request came over HTTPS; repeatable, "
+     "replaces the defaults [default: X-FORWARDED-PROTOCOL=ssl, X-FORWARDED-PROTO=https, "
+     "X-FORWARDED-SSL=on]"},
+    {"forwarder_headers", "--forwarder-headers", &Config::forwarder_headers, "NAMES",
+     "Comma-separated header names a trusted proxy may use to set SCRIPT_NAME, PATH_INFO or "
+     "REMOTE_USER [default: SCRIPT_NAME,PATH_INFO]"},
+    {"root_path", "--root-path", &Config::root_path, "PATH",
+     "SCRIPT_NAME of the app, the prefix it is mounted at behind a proxy [default: $SCRIPT_NAME]"},
+    {"proxy_protocol", "--proxy-protocol", &Config::proxy_protocol, "MODE",
+     "Expect a PROXY protocol header (HAProxy) from proxy_allow_ips: off, v1, v2 or auto "
+     "[default: off; the bare flag means auto]"},
+    {"proxy_allow_ips", "--proxy-allow-from", &Config::proxy_allow_ips, "ADDRS",
+     "Comma-separated addresses and CIDR networks (or *) that must send a PROXY header "
+     "[default: 127.0.0.1,::1]"},
     {"chdir", "--chdir", &Config::chdir, "DIR", "Change to this directory before loading the app"},
     {"pythonpath", "--pythonpath", &Config::pythonpath, "DIRS",
      "Comma-separated directories to add to the Python path; repeatable"},
@@ -332,7 +353,8 @@ ParsedArgs parse_args(const std::string& program, std::vector<std::string> args,
     action_opts.push_back(app.add_flag(a.flags)->description(a.help)->disable_flag_override());
   std::vector<CLI::Option*> setting_opts;
   for (const auto& s : kSettings) {
-    bool flag = std::holds_alternative<bool Config::*>(s.field);
+    bool flag = std::holds_alternative<bool Config::*>(s.field) ||
+                s.field == Field(&Config::proxy_protocol);  // bare flag or --proxy-protocol=v2
     CLI::Option* o = flag ? app.add_flag(s.flags) : single_value(app.add_option(s.flags));
     setting_opts.push_back(o->description(s.help)->type_name(s.metavar));
   }
@@ -473,6 +495,8 @@ Layer default_layer(const Environment& env) {
     layer["workers"] = Raw{{*n}, false, "WEB_CONCURRENCY"};
   if (const auto* venv = get("VIRTUAL_ENV"))
     layer["virtualenv"] = Raw{{*venv}, false, "VIRTUAL_ENV"};
+  if (const auto* ips = get("FORWARDED_ALLOW_IPS"))  // edge settings, as Gunicorn
+    layer["forwarded_allow_ips"] = Raw{{*ips}, false, "FORWARDED_ALLOW_IPS"};
   return layer;
 }
 
@@ -529,6 +553,7 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
       throw ConfigError(it->second.source + ": " + e.what());
     }
   }
+  validate_edge_settings(config);  // forwarded headers, PROXY protocol (net/edge_settings.cpp)
   // As in Gunicorn: the sync worker with more than one thread means the threaded worker.
   if (config.worker_class == "sync" && config.threads > 1) config.worker_class = "gthread";
   if (!config.app && (out.action == Action::Serve || out.action == Action::CheckConfig))

@@ -91,6 +91,13 @@ class RequestParser {
   // The request line as sent, e.g. "GET /x?y=1 HTTP/1.1" (for the access log).
   std::string request_line() const;
 
+  // For the caller that finds a parsed request invalid on other grounds (conflicting forwarded
+  // headers): the parser is in the Error state from now on.
+  void reject(int status, std::string reason) {
+    error_status_ = status;
+    error_reason_ = std::move(reason);
+  }
+
   // Valid after Error: the status to answer (400, 413, 414, 431, 501, 505) and why.
   int error_status() const { return error_status_; }
   const std::string& error_reason() const { return error_reason_; }

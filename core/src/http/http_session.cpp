@@ -23,6 +23,7 @@
 #include "util/clock.hpp"
 #include "python/hooks.hpp"
 #include "http/http_parser.hpp"
+#include "http/session_edge.hpp"
 #include "log/log.hpp"
 #include "python/python_runtime.hpp"
 #include "plugin/worker_runtime.hpp"
@@ -450,6 +451,7 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
       s->remote_port = std::to_string(ntohs(sin6->sin6_port));
     }
   }
+  edge_session_init(s, info);  // [edge] forwarded-header trust, PROXY protocol
   return s;
 } catch (...) {
   return nullptr;
@@ -458,6 +460,9 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
 int session_feed(alicorn_session* s, const char* data, size_t len) try {
   using State = alicorn_session::State;
   if (s == nullptr) return ALICORN_EINVAL;
+  if (s->proxy != nullptr) {  // [edge] the PROXY protocol header comes before any HTTP byte
+    if (int rc = edge_consume_proxy(s, data, len); rc <= 0) return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
+  }
   if (s->state == State::Done) {
     if (!s->r.keep_alive) {
       return ALICORN_FEED_NEED_MORE;  // the plugin is about to close; ignore late bytes
@@ -492,7 +497,8 @@ int session_feed(alicorn_session* s, const char* data, size_t len) try {
     }
     return ALICORN_FEED_NEED_MORE;
   }
-  s->parse_error = st == RequestParser::Status::Error;
+  if (st != RequestParser::Status::Error) edge_after_headers(s);  // [edge] forwarded headers
+  s->parse_error = s->parser.error_status() != 0;
   if (s->parse_error) s->pending.clear();  // nothing after a broken request can be trusted
   s->state = State::Ready;
   return ALICORN_FEED_READY;

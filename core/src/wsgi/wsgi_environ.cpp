@@ -3,6 +3,8 @@
 
 #include "wsgi/wsgi_session.hpp"
 
+#include "http/session_edge.hpp"
+
 namespace alicorn {
 namespace {
 // ---------------------------------------------------------------------------------------------
@@ -157,8 +159,9 @@ PyObject* build_environ(alicorn_session* s) {
     decoded = percent_decode(path);
     path_info = decoded;
   }
-  if (!g->script_name.empty() && path_info.starts_with(g->script_name))
-    path_info.remove_prefix(g->script_name.size());
+  std::string_view script_name = edge_script_name(s);  // [edge] root_path, forwarded SCRIPT_NAME
+  if (!script_name.empty() && path_info.starts_with(script_name))
+    path_info.remove_prefix(script_name.size());
   set_item(env, g->k_PATH_INFO, latin1_str(path_info));
   if (query.empty()) {
     Py_INCREF(g->empty_str);
@@ -238,6 +241,7 @@ PyObject* build_environ(alicorn_session* s) {
 namespace {
 
 PyObject* finish_environ(alicorn_session* s, PyObject* env) {
+  edge_environ(s, env);  // [edge] wsgi.url_scheme and what a trusted proxy forwarded
   WsgiGlobals* g = s->g;
   const RequestParser& p = s->parser;
   std::string_view body = p.body();

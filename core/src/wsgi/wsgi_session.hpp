@@ -9,12 +9,15 @@
 #include <strings.h>
 
 #include <array>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "http/forwarded.hpp"
 #include "http/http_parser.hpp"
+#include "net/proxy_protocol.hpp"
 #include "plugin/worker_runtime.hpp"
 
 namespace alicorn {
@@ -118,6 +121,10 @@ struct alicorn_session {
   PyObject* py_server_name = nullptr;
   PyObject* py_server_port = nullptr;
   PyObject* hook_env = nullptr;        // the environ pre_request saw, for post_request
+  // At the edge (http/session_edge.cpp): forwarded headers and the PROXY protocol header.
+  bool forwarded_trusted = false;                     // the peer may set forwarded headers
+  std::unique_ptr<alicorn::ProxyHeaderParser> proxy;  // while the PROXY header is awaited
+  alicorn::ForwardedView fwd;                         // what this request's headers said
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
