@@ -1045,6 +1045,11 @@ std::vector<SplitCase> split_cases() {
       {"long field name then control byte",
        "POST / HTTP/1.1\r\nHost: h\r\n" + std::string(100, 'E') + "\x01: v\r\n\r\n", small,
        {431, 400}},
+      // A long method: 400 at its 21st byte, unless the request line limit breaks first (414),
+      // whichever way the run of method bytes is cut.
+      {"method over 20 bytes", std::string(30, 'M') + " / HTTP/1.1\r\nHost: h\r\n\r\n", small, {400}},
+      {"method over a tiny line limit", std::string(30, 'M') + " / HTTP/1.1\r\nHost: h\r\n\r\n",
+       [] { HttpLimits l; l.request_line = 20; return l; }(), {414}},
       // Same for the target: over the limit, then an invalid byte.
       {"long target then control byte",
        "GET /" + std::string(100, 'a') + "\x07 HTTP/1.1\r\nHost: h\r\n\r\n", small, {414, 400}},

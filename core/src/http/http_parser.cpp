@@ -236,6 +236,14 @@ constexpr size_t kMaxConventionalMethod = 20;  // Gunicorn's bound on a method's
 constexpr size_t kMinConventionalMethod = 3;
 
 bool target_byte(unsigned char c) { return c > 0x20 && c != 0x7f; }
+
+// Method bytes without permit_unconventional_http_method: tchar less lower-case and '#'.
+constexpr std::array<bool, 256> kConventionalMethodChars = [] {
+  std::array<bool, 256> t = kTokenChars;
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<size_t>(c)] = false;
+  t['#'] = false;
+  return t;
+}();
 }  // namespace
 
 size_t RequestParser::parse_request_line(const char* data, size_t len) {
@@ -264,13 +272,41 @@ size_t RequestParser::parse_request_line(const char* data, size_t len) {
         line_ = Line::Start;
         ++i;
         continue;
-      case Line::Method:
+      case Line::Method: {
+        // The run of method bytes at once (the hot path), with the limits checked at the byte
+        // that breaks them, so that the answer does not depend on how the bytes were split.
+        const bool permit = limits_.permit_unconventional_method;
+        const auto& chars = permit ? kTokenChars : kConventionalMethodChars;
+        size_t j = i;
+        while (j < len && chars[static_cast<unsigned char>(data[j])]) ++j;
+        if (j > i) {
+          const size_t run = j - i;
+          // The method length at which a limit breaks: 21 (400) or the request line's (414).
+          const size_t too_long = permit ? SIZE_MAX : kMaxConventionalMethod + 1;
+          const size_t too_wide = limit && limit > 10 ? limit - 9 : (limit ? 1 : SIZE_MAX);
+          const size_t first_bad = std::min(too_long, too_wide);
+          if (method_len_ + run >= first_bad) {
+            if (first_bad == too_long)
+              fail(400, "method longer than 20 bytes (permit_unconventional_http_method allows it)");
+            else
+              fail(414, "request line longer than limit_request_line");
+            return i + (first_bad - method_len_ - 1);
+          }
+          size_t at = arena_.size();
+          arena_.append(data + i, run);
+          if (limits_.casefold_method)
+            for (size_t k = at; k < arena_.size(); ++k)
+              if (arena_[k] >= 'a' && arena_[k] <= 'z') arena_[k] = static_cast<char>(arena_[k] - 'a' + 'A');
+          method_len_ += static_cast<uint32_t>(run);
+          i = j;
+          continue;
+        }
         if (c == ' ') {
           if (method_len_ == 0) {
             fail(400, "empty method");
             return i;
           }
-          if (!limits_.permit_unconventional_method && method_len_ < kMinConventionalMethod) {
+          if (!permit && method_len_ < kMinConventionalMethod) {
             fail(400, "method shorter than 3 bytes (permit_unconventional_http_method allows it)");
             return i;
           }
@@ -278,31 +314,14 @@ size_t RequestParser::parse_request_line(const char* data, size_t len) {
           ++i;
           continue;
         }
-        if (!kTokenChars[c]) {
-          fail(400, "invalid method");
+        if (kTokenChars[c]) {  // a token byte refused only by the conventional rule
+          fail(400, "method with a lower-case letter or '#' (permit_unconventional_http_method "
+                    "allows it)");
           return i;
         }
-        if (!limits_.permit_unconventional_method) {
-          if ((c >= 'a' && c <= 'z') || c == '#') {
-            fail(400, "method with a lower-case letter or '#' (permit_unconventional_http_method "
-                      "allows it)");
-            return i;
-          }
-          if (method_len_ + 1 > kMaxConventionalMethod) {
-            fail(400, "method longer than 20 bytes (permit_unconventional_http_method allows it)");
-            return i;
-          }
-        }
-        arena_.push_back(limits_.casefold_method && c >= 'a' && c <= 'z'
-                             ? static_cast<char>(c - 'a' + 'A')
-                             : static_cast<char>(c));
-        ++method_len_;
-        if (limit && method_len_ + 10 > limit) {
-          fail(414, "request line longer than limit_request_line");
-          return i;
-        }
-        ++i;
-        continue;
+        fail(400, "invalid method");
+        return i;
+      }
       case Line::TargetStart:
         if (c == ' ') {
           fail(400, "more than one space between the method and the target");
@@ -335,6 +354,15 @@ size_t RequestParser::parse_request_line(const char* data, size_t len) {
         continue;
       }
       case Line::Version:
+        if (version_pos_ == 0 && len - i >= 10 && std::memcmp(data + i, "HTTP/1.", 7) == 0 &&
+            (data[i + 7] == '1' || data[i + 7] == '0') && data[i + 8] == '\r' &&
+            data[i + 9] == '\n') {  // the usual "HTTP/1.1\r\n" in one step
+          major_ = 1;
+          minor_ = data[i + 7] - '0';
+          i += 10;
+          finish_request_line();
+          return i;
+        }
         if (version_pos_ < kHttpSlash.size()) {
           if (c != static_cast<unsigned char>(kHttpSlash[version_pos_])) {
             fail(400, version_pos_ == 0 && c == ' '
@@ -712,18 +740,12 @@ void RequestParser::finish_headers_views() {
 // Transfer-Encoding (RFC 9112 6.1, 6.3): the body is read as chunked or by Content-Length,
 // never anything else. The codings of every Transfer-Encoding field, in order, must end in one
 // chunked; a coding after chunked (or chunked twice) makes the length unknowable (400), a
-// coding before it that we do not decode (gzip, ...) gets 501. Content-Type at most once.
-bool RequestParser::check_framing_headers() {
-  int content_types = 0;
-  bool te = false, chunked_last = false, twice = false;
+// coding before it that we do not decode (gzip, ...) gets 501. Called when there is one.
+bool RequestParser::check_transfer_encoding() {
+  bool chunked_last = false, twice = false;
   std::string_view unsupported;
   for (const auto& h : headers_) {
-    if (iequals(h.name, "content-type")) {
-      ++content_types;
-      continue;
-    }
     if (!iequals(h.name, "transfer-encoding")) continue;
-    te = true;
     std::string_view rest = h.value;
     while (true) {
       size_t comma = rest.find(',');
@@ -753,11 +775,6 @@ bool RequestParser::check_framing_headers() {
       rest.remove_prefix(comma + 1);
     }
   }
-  if (content_types > 1) {
-    fail(400, "more than one Content-Type header");
-    return false;
-  }
-  if (!te) return true;
   if (minor_ == 0) {
     fail(400, "Transfer-Encoding on HTTP/1.0");
     return false;
@@ -777,15 +794,19 @@ bool RequestParser::check_framing_headers() {
 int RequestParser::on_headers_complete(llhttp_t* p) {
   auto* r = self(p);
   r->finish_headers_views();
-  int hosts = 0;
+  int hosts = 0, content_types = 0;
+  bool te = false;
   for (const auto& h : r->headers_) {
     if (iequals(h.name, "host")) ++hosts;
+    else if (iequals(h.name, "content-type")) ++content_types;
+    else if (iequals(h.name, "transfer-encoding")) te = true;
     else if (iequals(h.name, "expect") && iequals(h.value, "100-continue"))
       r->expect_continue_ = r->minor_ >= 1;  // 1.0: MUST ignore
   }
   if (hosts > 1) return r->fail(400, "more than one Host header");
   if (hosts == 0 && r->minor_ >= 1) return r->fail(400, "missing Host header");
-  if (!r->check_framing_headers()) return HPE_USER;
+  if (content_types > 1) return r->fail(400, "more than one Content-Type header");
+  if (te && !r->check_transfer_encoding()) return HPE_USER;
   if (r->limits_.body && (p->flags & F_CONTENT_LENGTH) && p->content_length > r->limits_.body)
     return r->fail(413, "request body larger than limit_request_body");
   r->headers_done_ = true;

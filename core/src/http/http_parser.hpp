@@ -120,7 +120,7 @@ class RequestParser {
   size_t parse_request_line(const char* data, size_t len);
   bool finish_request_line();
   size_t parse_chunked(const char* data, size_t len);
-  bool check_framing_headers();
+  bool check_transfer_encoding();
   bool scan_for_folding(const char* data, size_t len);
   bool append_body(const char* at, size_t len);
   void finish_headers_views();
