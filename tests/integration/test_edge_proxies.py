@@ -243,8 +243,8 @@ http {{
 """
 
 
-class DjangoBehindNginx(RealProxyCase):
-    WORKER_ARGS = ("-k", "gthread", "--threads", "2")
+class DjangoBehindNginxMixin:
+    WORKER_ARGS = ()
 
     def setUp(self):
         super().setUp()
@@ -311,6 +311,18 @@ class DjangoBehindNginx(RealProxyCase):
         self.assertEqual(status, 200, server.describe())
         self.assertFalse(doc["is_secure"])
         self.assertEqual(doc["absolute_uri"], "http://example.test/edge/")
+
+
+class SyncDjangoBehindNginx(DjangoBehindNginxMixin, RealProxyCase):
+    WORKER_ARGS = ("-k", "sync")
+
+
+class GthreadDjangoBehindNginx(DjangoBehindNginxMixin, RealProxyCase):
+    WORKER_ARGS = ("-k", "gthread", "--threads", "2")
+
+
+class UvDjangoBehindNginx(DjangoBehindNginxMixin, RealProxyCase):
+    WORKER_ARGS = ("-k", "uv")
 
 
 HAPROXY_CONF = """
