@@ -397,6 +397,32 @@ class HaproxyMixin:
         doc, client_port = self.through(self.v2_port)
         self.assertEqual((doc["REMOTE_ADDR"], doc["REMOTE_PORT"]), (CLIENT_ADDR, str(client_port)))
 
+    def test_header_in_pieces_then_pipelined_requests(self):
+        # A v2 header cut into single bytes, then two requests in one send: both see the
+        # header's address (sync answers the first and closes, as it always does).
+        import struct
+        header = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", 12)
+                  + socket.inet_aton("203.0.113.9") + socket.inet_aton("127.0.0.1")
+                  + struct.pack("!HH", 40000, self.server.address[1]))
+        keep = get("/x").replace(b"Connection: close", b"Connection: keep-alive")
+        with socket.create_connection(self.server.address, timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(header)):
+                s.sendall(header[i:i + 1])
+                time.sleep(0.002)
+            s.sendall(keep + get("/x"))
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        answers = out.count(b"HTTP/1.1 200")
+        self.assertEqual(answers, 1 if self.WORKER_ARGS[1] == "sync" else 2,
+                         "%r\n%s" % (out[:600], self.server.describe()))
+        self.assertEqual(out.count(b'"REMOTE_ADDR": "203.0.113.9", "REMOTE_PORT": "40000"'),
+                         answers, out[:600])
+
     def test_direct_untrusted_client_is_plain_http(self):
         status, doc = status_and_json(raw(self.server.address, get("/x"), source=UNTRUSTED_ADDR))
         self.assertEqual((status, doc["REMOTE_ADDR"]), (200, UNTRUSTED_ADDR), self.server.describe())
