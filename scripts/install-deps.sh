@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev libcli11-dev libsystemd-dev
   python3-flask python3-django curl procps
   python3-pastedeploy python3-prometheus-client
+  nginx-light haproxy openssl   # the real proxies the edge tests start (test_edge_proxies.py)
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light)

@@ -53,7 +53,7 @@ BOOTING_RE = re.compile(r"Booting worker with pid: (\d+)")
 
 # Variables that would change the server's configuration behind a test's back.
 _SCRUBBED_ENV = ("ALICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY", "VIRTUAL_ENV", "PYTHONHOME",
-                 "PYTHONPATH", "ALICORN_PLUGIN_PATH", "ALICORN_TEST_MARKER")
+                 "PYTHONPATH", "ALICORN_PLUGIN_PATH", "ALICORN_TEST_MARKER", "FORWARDED_ALLOW_IPS")
 
 
 def project_version():

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,6 +70,9 @@ struct Request {
   std::string_view scheme = "http";
   std::string_view remote_addr;  // "127.0.0.1", "::1"; empty for unix sockets
   std::string_view remote_port;
+  // Set only when a trusted proxy forwarded them (forwarder_headers) or root_path is set: the
+  // adapter's SCRIPT_NAME / PATH_INFO / REMOTE_USER (http/forwarded.hpp).
+  std::optional<std::string_view> script_name, path_info, remote_user;
   // The listener's name and port, for requests without Host.
   std::string_view server_name;
   std::string_view server_port;

@@ -5,6 +5,7 @@
 // layer that sets a setting replaces it whole, lists included); only then is every value
 // converted and validated, so an error names the setting and where the value came from.
 #include "config/config.hpp"
+#include "net/edge_settings.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -174,6 +175,26 @@ const Setting kSettings[] = {
     {"limit_request_body", "--limit-request-body", &Config::limit_request_body, "BYTES",
      "Maximum size of a request body in bytes, answered with 413 beyond it; 0 = unlimited "
      "[default: 0]"},
+    // At the edge (docs/deployment.md): trusted proxies, forwarded headers, PROXY protocol.
+    {"forwarded_allow_ips", "--forwarded-allow-ips", &Config::forwarded_allow_ips, "ADDRS",
+     "Comma-separated addresses and CIDR networks (or *) whose forwarded headers are trusted; "
+     "unix-socket peers always are [default: $FORWARDED_ALLOW_IPS or 127.0.0.1,::1]"},
+    {"secure_scheme_headers", "--secure-scheme-header", &Config::secure_scheme_headers,
+     "NAME=VALUE",
+     "Header and value by which a trusted proxy says the request came over HTTPS; repeatable, "
+     "replaces the defaults [default: X-FORWARDED-PROTOCOL=ssl, X-FORWARDED-PROTO=https, "
+     "X-FORWARDED-SSL=on]"},
+    {"forwarder_headers", "--forwarder-headers", &Config::forwarder_headers, "NAMES",
+     "Comma-separated header names a trusted proxy may use to set SCRIPT_NAME, PATH_INFO or "
+     "REMOTE_USER [default: SCRIPT_NAME,PATH_INFO]"},
+    {"root_path", "--root-path", &Config::root_path, "PATH",
+     "SCRIPT_NAME of the app, the prefix it is mounted at behind a proxy [default: $SCRIPT_NAME]"},
+    {"proxy_protocol", "--proxy-protocol", &Config::proxy_protocol, "MODE",
+     "Expect a PROXY protocol header (HAProxy) from proxy_allow_ips: off, v1, v2 or auto "
+     "[default: off; the bare flag means auto]"},
+    {"proxy_allow_ips", "--proxy-allow-from", &Config::proxy_allow_ips, "ADDRS",
+     "Comma-separated addresses and CIDR networks (or *) that must send a PROXY header "
+     "[default: 127.0.0.1,::1]"},
     {"chdir", "--chdir", &Config::chdir, "DIR", "Change to this directory before loading the app"},
     {"pythonpath", "--pythonpath", &Config::pythonpath, "DIRS",
      "Comma-separated directories to add to the Python path; repeatable"},
@@ -470,7 +491,9 @@ ParsedArgs parse_args(const std::string& program, std::vector<std::string> args,
   std::vector<const Setting*> with_flags;
   for (const Setting* s : all_settings()) {
     if (*s->flags == '\0') continue;  // config-file only (hooks, tmp_upload_dir, ...)
-    bool flag = std::holds_alternative<bool Config::*>(s->field);
+    auto* text = std::get_if<std::string Config::*>(&s->field);
+    bool flag = std::holds_alternative<bool Config::*>(s->field) ||
+                (text && *text == &Config::proxy_protocol);  // bare flag or --proxy-protocol=v2
     CLI::Option* o = flag ? app.add_flag(s->flags) : single_value(app.add_option(s->flags));
     setting_opts.push_back(o->description(s->help)->type_name(s->metavar));
     with_flags.push_back(s);
@@ -886,6 +909,7 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
     }
   }
   check_supported(config, out.sources);
+  validate_edge_settings(config);  // forwarded headers, PROXY protocol (net/edge_settings.cpp)
   if (config.paste) {  // --paste names the app (and wins over wsgi_app, as in Gunicorn)
     std::string file = *config.paste, name;
     if (auto hash = file.find('#'); hash != std::string::npos)

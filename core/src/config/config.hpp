@@ -51,6 +51,16 @@ struct Config {
   int limit_request_field_size = 8190;  // --limit-request-field_size (0 = unlimited)
   int limit_request_body = 0;           // --limit-request-body, bytes (0 = unlimited)
 
+  // At the edge: the proxy in front (docs/deployment.md; checked by net/edge_settings.cpp)
+  std::vector<std::string> forwarded_allow_ips{"127.0.0.1", "::1"};  // --forwarded-allow-ips;
+                                        // default $FORWARDED_ALLOW_IPS; addresses, CIDR, *
+  std::map<std::string, std::string> secure_scheme_headers{  // YAML mapping, --secure-scheme-header
+      {"X-FORWARDED-PROTOCOL", "ssl"}, {"X-FORWARDED-PROTO", "https"}, {"X-FORWARDED-SSL", "on"}};
+  std::vector<std::string> forwarder_headers{"SCRIPT_NAME", "PATH_INFO"};  // --forwarder-headers
+  std::optional<std::string> root_path; // --root-path: SCRIPT_NAME [default: $SCRIPT_NAME]
+  std::string proxy_protocol = "off";   // --proxy-protocol[=MODE]: off, v1, v2, auto (bare: auto)
+  std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};  // --proxy-allow-from
+
   // Server mechanics / Python
   std::optional<std::string> chdir;     // --chdir
   std::vector<std::string> pythonpath;  // --pythonpath, comma-separated, repeatable

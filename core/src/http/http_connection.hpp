@@ -11,11 +11,14 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "app/app_adapter.hpp"
+#include "http/forwarded.hpp"
 #include "http/http_parser.hpp"
+#include "net/proxy_protocol.hpp"
 
 struct alicorn_session;
 
@@ -104,6 +107,10 @@ struct alicorn_session {
   std::string scheme = "http";
   std::string remote_addr;  // empty for unix sockets
   std::string remote_port;
+  // At the edge (http/session_edge.cpp): forwarded-header trust and the PROXY protocol header.
+  bool forwarded_trusted = false;                     // the peer may set forwarded headers
+  std::unique_ptr<alicorn::ProxyHeaderParser> proxy;  // while the PROXY header is awaited
+  alicorn::ForwardedView fwd;                         // what this request's headers said
   alicorn::RequestParser parser;
   std::string pending;  // bytes received but not parsed yet (pipelining)
   State state = State::Reading;

@@ -1,6 +1,16 @@
-// RequestParser: one HTTP/1.x request at a time from a byte stream, strictly (llhttp with every
-// lenient flag off, plus the checks llhttp leaves to the application: Host, limits). Pure: no
-// Python, no sockets, so it is unit-tested and fuzzed on its own.
+// RequestParser: one HTTP/1.x request at a time from a byte stream, strictly. Pure: no Python,
+// no sockets, so it is unit-tested and fuzzed on its own.
+//
+// Who parses what:
+//   - the request line (RFC 9112 3) is parsed here, byte by byte: llhttp knows only its own list
+//     of methods and refuses obs-text in the target, and both are valid HTTP. llhttp is then fed a
+//     canonical "GET / HTTP/1.x" line so that it starts on the header section;
+//   - the header section and a Content-Length body: llhttp with every lenient flag off, plus the
+//     checks llhttp leaves to the application (Host, Content-Type once, Transfer-Encoding, limits);
+//   - a chunked body (RFC 9112 7.1) is decoded here: llhttp 8 refuses the optional whitespace
+//     around chunk extensions (BWS) that the grammar allows, and its trailer fields are checked
+//     (forbidden framing/routing fields refused) without ever reaching the header list.
+// Every decision is taken at a byte, so the outcome does not depend on how TCP cut the stream.
 #pragma once
 
 #include <llhttp.h>
@@ -20,6 +30,11 @@ struct HttpLimits {
   size_t field_size = 8190;     // bytes in one "name: value" line; 0 = unlimited
   uint64_t body = 0;            // 0 = unlimited
   size_t spool_threshold = 1 << 20;  // bodies larger than this go to a temporary file; 0 = never
+  // Methods (Gunicorn's permit_unconventional_http_method / casefold_http_method). Any RFC 9110
+  // token is a method the app may see; unless permitted, one with a lower-case letter or '#',
+  // or shorter than 3 / longer than 20 bytes, is refused with 400, as Gunicorn does.
+  bool permit_unconventional_method = false;
+  bool casefold_method = false;  // upper-case the method before the app sees it
 };
 
 struct HttpHeader {
@@ -51,11 +66,12 @@ class RequestParser {
   std::string& body_buffer() { return body_; }
 
   // Valid after Complete (headers are valid after headers_complete()).
-  std::string_view method() const { return method_; }
-  std::string_view target() const { return view(target_off_, target_len_); }
-  int http_major() const { return parser_.http_major; }
-  int http_minor() const { return parser_.http_minor; }
-  int method_id() const { return parser_.method; }  // llhttp_method_t
+  std::string_view method() const { return view(0, method_len_); }
+  std::string_view target() const { return view(method_len_, target_len_); }
+  int http_major() const { return major_; }
+  int http_minor() const { return minor_; }  // 1.2 .. 1.9 are served as 1.1 (RFC 9112 2.3)
+  // The llhttp_method_t of a method llhttp knows (a cache index), -1 for any other token.
+  int method_id() const { return method_id_; }
   const std::vector<HttpHeader>& headers() const { return headers_; }
   // The body: in memory (body()) unless it outgrew spool_threshold, then in an unlinked
   // temporary file (body_fd() >= 0, positioned at its end). body_size() counts either.
@@ -75,13 +91,19 @@ class RequestParser {
   // The request line as sent, e.g. "GET /x?y=1 HTTP/1.1" (for the access log).
   std::string request_line() const;
 
+  // For the caller that finds a parsed request invalid on other grounds (conflicting forwarded
+  // headers): the parser is in the Error state from now on.
+  void reject(int status, std::string reason) {
+    error_status_ = status;
+    error_reason_ = std::move(reason);
+  }
+
   // Valid after Error: the status to answer (400, 413, 414, 431, 501, 505) and why.
   int error_status() const { return error_status_; }
   const std::string& error_reason() const { return error_reason_; }
 
  private:
   static int on_message_begin(llhttp_t*);
-  static int on_url(llhttp_t*, const char*, size_t);
   static int on_header_field(llhttp_t*, const char*, size_t);
   static int on_header_field_complete(llhttp_t*);
   static int on_header_value(llhttp_t*, const char*, size_t);
@@ -95,11 +117,22 @@ class RequestParser {
     return std::string_view(arena_).substr(off, len);
   }
   int fail(int status, std::string reason);
-  Status probe_method(const char* data, size_t len, size_t& consumed);
+  size_t parse_request_line(const char* data, size_t len);
+  bool finish_request_line();
+  size_t parse_chunked(const char* data, size_t len);
+  bool check_transfer_encoding();
   bool scan_for_folding(const char* data, size_t len);
-  static constexpr size_t kMethodProbe = 32;
   bool append_body(const char* at, size_t len);
   void finish_headers_views();
+
+  // Request-line states (parse_request_line).
+  enum class Line : uint8_t { Start, StartLf, Method, TargetStart, Target, Version, Cr, Lf, Done };
+  // Chunked-body states (parse_chunked).
+  enum class Chunk : uint8_t {
+    Size, SizeMore, AfterValue, BwsBeforeSemi, ExtNameStart, ExtName, AfterName, ExtValueStart,
+    ExtValue, Quoted, QuotedEscape, SizeLf, Data, DataCr, DataLf, TrailerStart, TrailerName,
+    TrailerOws, TrailerValue, TrailerLf, EndLf
+  };
 
   HttpLimits limits_;
   llhttp_t parser_{};
@@ -116,12 +149,19 @@ class RequestParser {
   size_t trailer_count_ = 0;
   bool after_lf_ = false;      // obs-fold scan state, across feeds
   bool fold_scan_done_ = false;
-  bool probing_method_ = false;
-  bool method_probe_done_ = false;
-  std::string method_probe_;   // the first bytes of the request line, to classify a bad method
   std::vector<HttpHeader> headers_;
-  uint32_t target_off_ = 0, target_len_ = 0;
-  std::string_view method_;
+  // The arena starts with the method then the target (no separator), then the header bytes.
+  uint32_t method_len_ = 0, target_len_ = 0;
+  int method_id_ = -1;
+  int major_ = 0, minor_ = 0;
+  Line line_ = Line::Start;
+  uint8_t version_pos_ = 0;    // bytes of "HTTP/d.d" matched
+  Chunk chunk_ = Chunk::Size;
+  bool in_chunked_ = false;    // the chunked body is being decoded (llhttp is done)
+  uint64_t chunk_left_ = 0;    // size of the chunk being read, then the bytes still to come
+  size_t chunk_line_ = 0;      // bytes in the current chunk-size line (extensions bounded)
+  size_t trailer_field_ = 0;   // bytes of the trailer field being read (name + value)
+  std::string trailer_name_;   // its name, up to kTrailerNameKept bytes (to spot forbidden ones)
   bool headers_done_ = false;
   bool complete_ = false;
   bool streaming_ = false;

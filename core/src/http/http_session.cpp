@@ -19,6 +19,7 @@
 
 #include "http/http_connection.hpp"
 #include "http/http_parser.hpp"
+#include "http/session_edge.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "plugin/worker_runtime.hpp"
@@ -290,6 +291,7 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
         s->remote_port = std::to_string(ntohs(sin6->sin6_port));
       }
     }
+    edge_session_init(s, info);  // [edge] forwarded-header trust, PROXY protocol
     s->app = adapter->open_session();
     return std::exchange(s, nullptr);
   });
@@ -300,6 +302,10 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
 int session_feed(alicorn_session* s, const char* data, size_t len) {
   if (s == nullptr) return ALICORN_EINVAL;
   return guarded("session_feed", s, [&]() -> int {
+    if (s->proxy != nullptr) {  // [edge] the PROXY protocol header comes before any HTTP byte
+      if (int rc = edge_consume_proxy(s, data, len); rc <= 0)
+        return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
+    }
     if (s->state == State::Done) {
       if (!s->out.keep_alive) {
         return ALICORN_FEED_NEED_MORE;  // the plugin is about to close; ignore late bytes
@@ -334,7 +340,8 @@ int session_feed(alicorn_session* s, const char* data, size_t len) {
       }
       return ALICORN_FEED_NEED_MORE;
     }
-    s->parse_error = st == RequestParser::Status::Error;
+    if (st != RequestParser::Status::Error) edge_after_headers(s);  // [edge] forwarded headers
+    s->parse_error = s->parser.error_status() != 0;
     if (s->parse_error) s->pending.clear();  // nothing after a broken request can be trusted
     s->state = State::Ready;
     return ALICORN_FEED_READY;
@@ -360,6 +367,7 @@ int session_run(alicorn_session* s) {
     }
     count_request(s->ctx);
     describe_request(s);
+    edge_describe(s);  // [edge] trusted proxy: scheme, SCRIPT_NAME, PATH_INFO, REMOTE_USER
     app::AppSession::Result result;
     {
       InApp in_app(s->ctx);

@@ -144,9 +144,22 @@ PyObject* build_environ(WsgiSession* s) {
     decoded = percent_decode(path);
     path_info = decoded;
   }
-  if (!g->script_name.empty() && path_info.starts_with(g->script_name))
-    path_info.remove_prefix(g->script_name.size());
+  // SCRIPT_NAME: what a trusted proxy forwarded, else root_path, else $SCRIPT_NAME.
+  std::string_view script_name = p.script_name ? *p.script_name : std::string_view(g->script_name);
+  if (!script_name.empty() && path_info.starts_with(script_name))
+    path_info.remove_prefix(script_name.size());
+  if (p.path_info) path_info = *p.path_info;  // forwarded by a trusted proxy
   set_item(env, g->k_PATH_INFO, latin1_str(path_info));
+  if (script_name != g->script_name) {
+    PyObject* v = latin1_str(script_name);
+    if (v != nullptr) PyDict_SetItemString(env, "SCRIPT_NAME", v);
+    Py_XDECREF(v);
+  }
+  if (p.remote_user) {
+    PyObject* v = latin1_str(*p.remote_user);
+    if (v != nullptr) PyDict_SetItemString(env, "REMOTE_USER", v);
+    Py_XDECREF(v);
+  }
   if (query.empty()) {
     Py_INCREF(g->empty_str);
     set_item(env, g->k_QUERY_STRING, g->empty_str);
