@@ -77,6 +77,18 @@ struct Config {
   std::string errorlog = "-";            // --error-logfile/--log-file ("-" = stderr)
   std::string loglevel = "info";         // --log-level: debug, info, warning, error, critical
 
+  // Operations (core/src/metrics, core/src/control; docs/operations.md)
+  int max_worker_memory = 0;                   // --max-worker-memory MB: replace a worker past
+                                               // this RSS, gracefully (0 = never)
+  std::optional<std::string> metrics_bind;     // --metrics-bind: Prometheus endpoint address
+  std::optional<std::string> statsd_host;      // --statsd-host HOST:PORT or unix:PATH
+  std::optional<std::string> statsd_prefix;    // --statsd-prefix
+  std::optional<std::string> dogstatsd_tags;   // --dogstatsd-tags: comma-separated key:value
+  bool enable_backlog_metric = false;          // --enable-backlog-metric
+  std::string control_socket = "alicorn.ctl";  // --control-socket PATH
+  int control_socket_mode = 0600;              // --control-socket-mode (octal)
+  bool control_socket_disable = false;         // --no-control-socket
+
   std::optional<std::string> config;     // --config/-c: the YAML file that was read
 
   bool operator==(const Config&) const = default;

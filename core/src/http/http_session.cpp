@@ -24,6 +24,7 @@
 #include "python/hooks.hpp"
 #include "http/http_parser.hpp"
 #include "log/log.hpp"
+#include "metrics/request_metrics.hpp"
 #include "python/python_runtime.hpp"
 #include "plugin/worker_runtime.hpp"
 
@@ -173,8 +174,10 @@ void reset_response(alicorn_session* s) {
 }
 
 void log_access(alicorn_session* s) {
-  if (s->logged || log::access() == nullptr) return;
+  if (s->logged || (log::access() == nullptr && !metrics::enabled())) return;
   s->logged = true;
+  if (metrics::enabled()) metrics::record_request(s->r.code, clock::mono_us() - s->start_mono_us);
+  if (log::access() == nullptr) return;
   AccessRecord rec;
   rec.remote_addr = s->remote_addr;
   rec.request = &s->parser;
@@ -505,9 +508,10 @@ int session_run(alicorn_session* s) try {
   if (s == nullptr) return ALICORN_EINVAL;
   if (s->state != State::Ready) return ALICORN_ESTATE;
   s->state = State::Responding;
-  if (log::access() != nullptr) {  // the clocks are only for the access log
+  if (log::access() != nullptr || metrics::enabled()) {  // the clocks: access log, metrics
     s->start_unix_us = clock::unix_us();
     s->start_mono_us = clock::mono_us();
+    metrics::request_started();
   }
   s->logged = false;
   if (s->parse_error) {
