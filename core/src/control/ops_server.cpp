@@ -190,6 +190,11 @@ void OpsServer::open(const Config& config, bool upgrading) {
   }
   if (!config.control_socket_disable) open_control(config, upgrading);
   if (config.statsd_host) {
+    try {
+      metrics::parse_statsd_host(*config.statsd_host);  // a typo is refused; DNS may fail later
+    } catch (const std::exception& e) {
+      throw std::runtime_error(e.what());
+    }
     statsd_ = std::make_unique<metrics::Statsd>(*config.statsd_host,
                                                 config.statsd_prefix.value_or(""),
                                                 config.dogstatsd_tags.value_or(""));
