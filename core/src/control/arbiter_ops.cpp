@@ -38,7 +38,11 @@ void Arbiter::ops_tick() {
     handle_signal(delta > 0 ? SIGTTIN : SIGTTOU);
   }
   int64_t now = clock::mono_ms();
-  if (now - ops_->last_sample_ms < kSampleEveryMs) return;
+  uint64_t signature = workers_.size();  // sample at once when the set of workers changed
+  for (const auto& [pid, state] : workers_)
+    signature = signature * 1000003 + static_cast<uint64_t>(pid) * 2 + (state.retiring ? 1 : 0);
+  if (now - ops_->last_sample_ms < kSampleEveryMs && signature == ops_->last_signature) return;
+  ops_->last_signature = signature;
   ops_->last_sample_ms = now;
   ops_->retry_metrics_bind();
 

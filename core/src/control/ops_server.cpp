@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -331,11 +332,30 @@ metrics::ServerSnapshot OpsServer::aggregate() {
   s.restarts = restarts_;
   s.totals = gone_;
   for (size_t i = 0; i < slot_count_; ++i) s.totals.add(slots_[i].counters, true);
+  // The living workers as the slots say now (the arbiter's picture may be up to a second
+  // old), with what only the arbiter knows (serial, retiring, ...) from its last snapshot.
   int64_t now = clock::mono_ms();
-  for (auto& w : s.workers) {
-    if (w.index < slot_count_) w.requests = slots_[w.index].requests.load(std::memory_order_relaxed);
-    w.uptime_s = static_cast<double>(now - w.started_ms) / 1000.0;
+  std::vector<metrics::WorkerInfo> live;
+  for (size_t i = 0; i < slot_count_; ++i) {
+    pid_t pid = slots_[i].pid.load(std::memory_order_relaxed);
+    if (pid <= 0) continue;
+    metrics::WorkerInfo w;
+    auto known = std::find_if(s.workers.begin(), s.workers.end(),
+                              [&](const metrics::WorkerInfo& k) { return k.pid == pid; });
+    if (known != s.workers.end()) {
+      w = *known;
+      w.uptime_s = static_cast<double>(now - w.started_ms) / 1000.0;
+    } else {
+      w.pid = pid;
+      w.index = static_cast<uint32_t>(i);
+      w.rss_bytes = read_rss_bytes(pid);
+      w.state = "booting";
+    }
+    w.requests = slots_[i].requests.load(std::memory_order_relaxed);
+    if (w.state == "booting" && slots_[i].booted.load() != 0) w.state = "running";
+    live.push_back(std::move(w));
   }
+  s.workers = std::move(live);
   return s;
 }
 

@@ -61,6 +61,7 @@ class OpsServer {
   void mark_recycled(pid_t pid) { recycled_.insert(pid); }
   bool recycled(pid_t pid) const { return recycled_.count(pid) != 0; }
   int64_t last_sample_ms = 0;
+  uint64_t last_signature = 0;
   const metrics::Statsd* statsd() const { return statsd_.get(); }
 
   // The sockets, for the fork handler.
