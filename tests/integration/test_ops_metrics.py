@@ -62,6 +62,9 @@ class MemoryRecycling(AlicornTestCase):
     def test_leaking_app_recycled_under_load_gthread(self):
         self.run_leak("gthread", ["--threads", "4"])
 
+    def test_leaking_app_recycled_under_load_uv(self):
+        self.run_leak("uv")
+
     def test_bad_value_refused(self):
         result = run_alicorn(["--max-worker-memory", "-5", LEAKY])
         self.assertRefused(result, code=2, mentions=["max_worker_memory", "-5"])

@@ -147,6 +147,19 @@ const Setting kSettings[] = {
      "Permissions of the control socket, in octal [default: 0600]"},
     {"control_socket_disable", "--no-control-socket", &Config::control_socket_disable, "",
      "Do not open the control socket"},
+    {"syslog", "--log-syslog", &Config::syslog, "",
+     "Send the error log (and the access log, when on) to syslog as well"},
+    {"syslog_addr", "--log-syslog-to", &Config::syslog_addr, "SYSLOG_ADDR",
+     "Where syslog messages go: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH "
+     "[default: udp://localhost:514]"},
+    {"syslog_prefix", "--log-syslog-prefix", &Config::syslog_prefix, "SYSLOG_PREFIX",
+     "The name in the syslog tag gunicorn.NAME.error [default: the process name]"},
+    {"syslog_facility", "--log-syslog-facility", &Config::syslog_facility, "SYSLOG_FACILITY",
+     "Syslog facility: user, daemon, local0..local7, ... [default: user]"},
+    {"disable_redirect_access_to_syslog", "--disable-redirect-access-to-syslog",
+     &Config::disable_redirect_access_to_syslog, "", "Keep the access log out of syslog"},
+    {"capture_output", "--capture-output", &Config::capture_output, "",
+     "Send the processes' stdout and stderr (the app's print()) to the error log file"},
 };
 
 struct ActionFlag {

@@ -88,6 +88,12 @@ struct Config {
   std::string control_socket = "alicorn.ctl";  // --control-socket PATH
   int control_socket_mode = 0600;              // --control-socket-mode (octal)
   bool control_socket_disable = false;         // --no-control-socket
+  bool syslog = false;                         // --log-syslog
+  std::string syslog_addr = "udp://localhost:514";  // --log-syslog-to
+  std::optional<std::string> syslog_prefix;    // --log-syslog-prefix
+  std::string syslog_facility = "user";        // --log-syslog-facility
+  bool disable_redirect_access_to_syslog = false;  // --disable-redirect-access-to-syslog
+  bool capture_output = false;                 // --capture-output
 
   std::optional<std::string> config;     // --config/-c: the YAML file that was read
 

@@ -8,6 +8,7 @@
 
 #include "control/ops_server.hpp"
 #include "log/log.hpp"
+#include "log/syslog_sink.hpp"
 #include "master/arbiter.hpp"
 #include "util/clock.hpp"
 
@@ -18,6 +19,14 @@ constexpr int64_t kSampleEveryMs = 500;
 }
 
 int Arbiter::ops_open() {
+  try {
+    log::check_syslog_settings(config_);
+  } catch (const std::exception& e) {
+    log::error().error("{}", e.what());
+    return kExitConfig;
+  }
+  log::attach_syslog(config_);
+  log::capture_output(config_);
   try {
     ops_ = std::make_unique<control::OpsServer>(pid_, slots_, slot_count_);
     ops_->open(config_, parent_master_ != 0);
@@ -45,6 +54,8 @@ void Arbiter::ops_tick() {
   ops_->last_signature = signature;
   ops_->last_sample_ms = now;
   ops_->retry_metrics_bind();
+  if (config_.syslog && !log::syslog_attached()) log::attach_syslog(config_);  // after a HUP
+  log::capture_output(config_);  // after a USR1 reopen made a new file
 
   const uint64_t limit = static_cast<uint64_t>(config_.max_worker_memory) * 1024 * 1024;
   metrics::ServerSnapshot snap;

@@ -167,7 +167,7 @@ OpsServer::~OpsServer() {
 void OpsServer::close_in_child() {
   // Raw closes: the child must neither join the (absent) thread nor unlink anything.
   for (int fd : metrics_.fds()) ::close(fd);
-  for (int fd : {control_.get(), stop_read_.get(), stop_write_.get()})
+  for (int fd : {control_.get(), stop_read_.get(), stop_write_.get(), serving_fd_.load()})
     if (fd >= 0) ::close(fd);
   g_current = nullptr;
 }
@@ -385,8 +385,13 @@ void OpsServer::run() {
       if (!(fds[i].revents & POLLIN)) continue;
       UniqueFd conn(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!conn) continue;
+      serving_fd_.store(conn.get());
       if (control_ && fds[i].fd == control_.get()) serve_control(conn.get());
       else serve_metrics(conn.get());
+      // A worker forked meanwhile holds a copy of this fd (the fork handler closes it, but
+      // may have run before the accept): shutdown ends the connection whoever holds it.
+      ::shutdown(conn.get(), SHUT_RDWR);
+      serving_fd_.store(-1);
     }
   }
 }

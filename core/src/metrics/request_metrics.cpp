@@ -4,6 +4,7 @@
 
 #include "config/config.hpp"
 #include "log/log.hpp"
+#include "log/syslog_sink.hpp"
 #include "metrics/statsd.hpp"
 #include "metrics/worker_counters.hpp"
 
@@ -17,6 +18,7 @@ std::unique_ptr<Statsd> g_statsd;  // lives until _exit
 }  // namespace
 
 void init_worker(const Config& config, WorkerCounters* counters) {
+  log::attach_syslog(config);  // its own sockets, not the master's
   g_counters = config.metrics_bind ? counters : nullptr;
   g_statsd.reset();
   if (config.statsd_host) {
