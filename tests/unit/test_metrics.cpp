@@ -88,3 +88,27 @@ TEST(Statsd, PrefixAsGunicorn) {
   EXPECT_EQ(normalize_prefix("app..."), "app.");
   EXPECT_EQ(normalize_prefix("a.b"), "a.b.");
 }
+
+#include "log/syslog_sink.hpp"
+
+TEST(Syslog, ParseAddrAndFacility) {
+  using alicorn::log::SyslogTarget;
+  auto t = alicorn::log::parse_syslog_addr("udp://localhost:514");
+  EXPECT_EQ(t.kind, SyslogTarget::Kind::Udp);
+  EXPECT_EQ(t.host, "localhost");
+  EXPECT_EQ(t.port, "514");
+  t = alicorn::log::parse_syslog_addr("tcp://[::1]:601");
+  EXPECT_EQ(t.kind, SyslogTarget::Kind::Tcp);
+  EXPECT_EQ(t.host, "::1");
+  t = alicorn::log::parse_syslog_addr("unix:///dev/log");
+  EXPECT_EQ(t.kind, SyslogTarget::Kind::Unix);
+  EXPECT_EQ(t.host, "/dev/log");
+  t = alicorn::log::parse_syslog_addr("udp://loghost");
+  EXPECT_EQ(t.port, "514");
+  EXPECT_THROW(alicorn::log::parse_syslog_addr("smtp://x"), std::invalid_argument);
+  EXPECT_THROW(alicorn::log::parse_syslog_addr("udp://host:0"), std::invalid_argument);
+  EXPECT_THROW(alicorn::log::parse_syslog_addr("unix://"), std::invalid_argument);
+  EXPECT_EQ(alicorn::log::syslog_facility("user"), 1);
+  EXPECT_EQ(alicorn::log::syslog_facility("LOCAL7"), 23);
+  EXPECT_EQ(alicorn::log::syslog_facility("nope"), -1);
+}
