@@ -10,8 +10,8 @@ import stat
 import subprocess
 import unittest
 
-from harness import (ALICORN_BIN, EXIT_TIMEOUT, START_TIMEOUT, AlicornTestCase, run_alicorn,
-                     server_env, wait_for)
+from harness import (ALICORN_BIN, EXIT_TIMEOUT, START_TIMEOUT, AlicornTestCase, child_pids,
+                     free_port, pid_alive, run_alicorn, server_env, wait_for)
 
 APP = "ops_app:app"
 
@@ -222,6 +222,44 @@ class ControlSocket(AlicornTestCase):
         self.assertIn("1 workers (target 1)", r.stdout)
         self.assertStopsCleanly(server)
         self.assertFalse(os.path.exists(path))
+
+
+class Upgrade(AlicornTestCase):
+    def test_usr2_new_master_takes_over_control_socket_and_metrics(self):
+        import urllib.request
+        tmp = self.make_tmpdir()
+        sock = os.path.join(tmp, "alicorn.ctl")
+        maddr = ("127.0.0.1", free_port())
+        server = self.start_server(APP, ["--control-socket", sock, "--metrics-bind",
+                                         "%s:%d" % maddr], workers=1)
+        old_master = server.pid
+        server.signal(signal.SIGUSR2)
+        new_master = wait_for(lambda: [p for p in child_pids(old_master)
+                                       if len(child_pids(p)) == 1] or None, START_TIMEOUT)
+        self.assertTrue(new_master, server.describe())
+        new_master = new_master[0]
+        server.seen_workers.update(child_pids(new_master) + [new_master])
+        # The new master answers on the same path at once.
+        def answered_by_new():
+            r = ctl(sock, "show", "workers", json_out=True)
+            return r.returncode == 0 and [w["pid"] for w in json.loads(r.stdout)["workers"]] == \
+                child_pids(new_master)
+        self.assertTrue(wait_for(answered_by_new, START_TIMEOUT), server.describe())
+        server.signal(signal.SIGTERM)  # the old master leaves...
+        self.assertEqual(server.wait_exit(), 0, server.describe())
+        # ...without removing the new master's socket, which then binds the metrics port too.
+        self.assertTrue(os.path.exists(sock))
+        self.assertTrue(answered_by_new())
+        def scraped():
+            try:
+                with urllib.request.urlopen("http://%s:%d/metrics" % maddr, timeout=5) as r:
+                    return r.status == 200 and "alicorn_workers 1" in r.read().decode()
+            except OSError:
+                return False
+        self.assertTrue(wait_for(scraped, START_TIMEOUT), server.describe())
+        self.assertEqual(ctl(sock, "shutdown").returncode, 0)
+        self.assertTrue(wait_for(lambda: not pid_alive(new_master), EXIT_TIMEOUT))
+        self.assertFalse(os.path.exists(sock))
 
 
 if __name__ == "__main__":
