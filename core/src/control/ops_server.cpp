@@ -153,7 +153,14 @@ OpsServer::~OpsServer() {
     thread_.join();
   }
   if (g_current == this) g_current = nullptr;
-  metrics_.close(true);
+  // Unix socket files are removed only while still ours (a USR2 successor binds the same path).
+  metrics_.close(false);
+  if (metrics_addr_ && metrics_addr_->kind == BindAddress::Kind::Unix && metrics_ino_ != 0) {
+    struct stat st {};
+    if (::stat(metrics_addr_->path.c_str(), &st) == 0 && st.st_dev == metrics_dev_ &&
+        st.st_ino == metrics_ino_)
+      ::unlink(metrics_addr_->path.c_str());
+  }
   if (control_) {
     // Remove the socket file only if it is still ours: after a USR2 upgrade the new master
     // serves on the same path.
@@ -217,6 +224,11 @@ void OpsServer::open_metrics() {
     ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
   }
   metrics_pending_ = false;
+  struct stat st {};
+  if (metrics_addr_->kind == BindAddress::Kind::Unix && ::stat(metrics_addr_->path.c_str(), &st) == 0) {
+    metrics_dev_ = st.st_dev;
+    metrics_ino_ = st.st_ino;
+  }
 }
 
 void OpsServer::retry_metrics_bind() {

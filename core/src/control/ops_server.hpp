@@ -82,6 +82,8 @@ class OpsServer {
   std::optional<BindAddress> metrics_addr_;
   ListenerSet metrics_;
   bool metrics_pending_ = false;
+  dev_t metrics_dev_ = 0;
+  ino_t metrics_ino_ = 0;
   UniqueFd control_;
   std::string control_path_;   // absolute
   dev_t control_dev_ = 0;
