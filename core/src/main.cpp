@@ -12,6 +12,7 @@
 #include <vector>
 #include <iostream>
 
+#include "control/ctl.hpp"
 #include "log/access_log.hpp"
 #include "master/arbiter.hpp"
 #include "config/config.hpp"
@@ -186,6 +187,8 @@ int serve(LoadedConfig& loaded_in, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "ctl") == 0)  // `alicorn ctl ...` (core/src/control)
+    return alicorn::control::ctl_main(argc - 1, argv + 1);
   python::install_config_reader();
   LoadedConfig loaded;
   try {

@@ -230,6 +230,40 @@ const Setting kSettings[] = {
      "Error log file, '-' for stderr [default: -]"},
     {"loglevel", "--log-level", &Config::loglevel, "LEVEL",
      "Error log level: debug, info, warning, error or critical [default: info]"},
+    // Operations (core/src/metrics, core/src/control; docs/operations.md)
+    {"max_worker_memory", "--max-worker-memory", &Config::max_worker_memory, "MB",
+     "Replace a worker whose resident memory passes this many MiB, after its in-flight "
+     "requests; 0 never does [default: 0]"},
+    {"metrics_bind", "--metrics-bind", &Config::metrics_bind, "ADDRESS",
+     "Serve Prometheus metrics for all workers at http://ADDRESS/metrics (HOST:PORT or "
+     "unix:PATH), from the master [default: off]"},
+    {"statsd_host", "--statsd-host", &Config::statsd_host, "STATSD_ADDR",
+     "Send statsd metrics to HOST:PORT or unix:PATH over UDP [default: off]"},
+    {"statsd_prefix", "--statsd-prefix", &Config::statsd_prefix, "STATSD_PREFIX",
+     "Prefix for the statsd metric names (a dot is added) [default: none]"},
+    {"dogstatsd_tags", "--dogstatsd-tags", &Config::dogstatsd_tags, "DOGSTATSD_TAGS",
+     "Comma-separated DogStatsD tags added to every statsd metric, e.g. env:prod,app:shop"},
+    {"enable_backlog_metric", "--enable-backlog-metric", &Config::enable_backlog_metric, "",
+     "Send the listen backlog (connections waiting for accept) as gunicorn.backlog to statsd"},
+    {"control_socket", "--control-socket", &Config::control_socket, "PATH",
+     "Unix socket for `alicorn ctl`, relative to the working directory [default: alicorn.ctl]"},
+    {"control_socket_mode", "--control-socket-mode", &Config::control_socket_mode, "MODE",
+     "Permissions of the control socket, in octal [default: 0600]"},
+    {"control_socket_disable", "--no-control-socket", &Config::control_socket_disable, "",
+     "Do not open the control socket"},
+    {"syslog", "--log-syslog", &Config::syslog, "",
+     "Send the error log (and the access log, when on) to syslog as well"},
+    {"syslog_addr", "--log-syslog-to", &Config::syslog_addr, "SYSLOG_ADDR",
+     "Where syslog messages go: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH "
+     "[default: udp://localhost:514]"},
+    {"syslog_prefix", "--log-syslog-prefix", &Config::syslog_prefix, "SYSLOG_PREFIX",
+     "The name in the syslog tag gunicorn.NAME.error [default: the process name]"},
+    {"syslog_facility", "--log-syslog-facility", &Config::syslog_facility, "SYSLOG_FACILITY",
+     "Syslog facility: user, daemon, local0..local7, ... [default: user]"},
+    {"disable_redirect_access_to_syslog", "--disable-redirect-access-to-syslog",
+     &Config::disable_redirect_access_to_syslog, "", "Keep the access log out of syslog"},
+    {"capture_output", "--capture-output", &Config::capture_output, "",
+     "Send the processes' stdout and stderr (the app's print()) to the error log file"},
 };
 
 struct ActionFlag {
@@ -353,7 +387,7 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
   std::visit(
       overloaded{
           [&](int Config::*f) {
-            if (f == &Config::umask) {
+            if (f == &Config::umask || f == &Config::control_socket_mode) {
               int mask = parse_umask(last);
               if (mask < 0)
                 invalid(s, last, "is not a valid umask",
@@ -1006,7 +1040,8 @@ std::string to_yaml(const Config& config, const std::map<std::string, std::strin
     out << YAML::Key << s.name << YAML::Value;
     std::visit(overloaded{
                    [&](int Config::*f) {
-                     if (f == &Config::umask) out << fmt::format("0{:03o}", config.*f);
+                     if (f == &Config::umask || f == &Config::control_socket_mode)
+                       out << fmt::format("0{:03o}", config.*f);
                      else out << config.*f;
                    },
                    [&](double Config::*f) {  // shortest text that reads back as the same double

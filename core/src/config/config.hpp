@@ -111,6 +111,23 @@ struct Config {
   std::string logger_class = "gunicorn.glogging.Logger";  // only the default is accepted
   // Server hooks defined in a Python config file: hook name -> the callable's repr.
   std::map<std::string, std::string> server_hooks;
+  // Operations (core/src/metrics, core/src/control; docs/operations.md)
+  int max_worker_memory = 0;                   // --max-worker-memory MB: replace a worker past
+                                               // this RSS, gracefully (0 = never)
+  std::optional<std::string> metrics_bind;     // --metrics-bind: Prometheus endpoint address
+  std::optional<std::string> statsd_host;      // --statsd-host HOST:PORT or unix:PATH
+  std::optional<std::string> statsd_prefix;    // --statsd-prefix
+  std::optional<std::string> dogstatsd_tags;   // --dogstatsd-tags: comma-separated key:value
+  bool enable_backlog_metric = false;          // --enable-backlog-metric
+  std::string control_socket = "alicorn.ctl";  // --control-socket PATH
+  int control_socket_mode = 0600;              // --control-socket-mode (octal)
+  bool control_socket_disable = false;         // --no-control-socket
+  bool syslog = false;                         // --log-syslog
+  std::string syslog_addr = "udp://localhost:514";  // --log-syslog-to
+  std::optional<std::string> syslog_prefix;    // --log-syslog-prefix
+  std::string syslog_facility = "user";        // --log-syslog-facility
+  bool disable_redirect_access_to_syslog = false;  // --disable-redirect-access-to-syslog
+  bool capture_output = false;                 // --capture-output
 
   bool operator==(const Config&) const = default;
 };

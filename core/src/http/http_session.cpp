@@ -22,6 +22,7 @@
 #include "http/session_edge.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
+#include "metrics/request_metrics.hpp"
 #include "plugin/worker_runtime.hpp"
 #include "util/clock.hpp"
 
@@ -85,8 +86,10 @@ auto guarded(const char* entry, alicorn_session* s, F&& body) noexcept -> declty
 // ---------------------------------------------------------------------------------------------
 
 void log_access(alicorn_session* s) {
-  if (s->logged || log::access() == nullptr) return;
+  if (s->logged || (log::access() == nullptr && !metrics::enabled())) return;
   s->logged = true;
+  if (metrics::enabled()) metrics::record_request(s->reply.code, clock::mono_us() - s->start_mono_us);
+  if (log::access() == nullptr) return;
   AccessRecord rec;
   // The request's view of the peer (a trusted proxy may have named the client); a request that
   // never reached the adapter has only the socket's.
@@ -353,9 +356,10 @@ int session_run(alicorn_session* s) {
   return guarded("session_run", s, [&]() -> int {
     if (s->state != State::Ready) return ALICORN_ESTATE;
     s->state = State::Responding;
-    if (log::access() != nullptr) {  // the clocks are only for the access log
+    if (log::access() != nullptr || metrics::enabled()) {  // the clocks: access log, metrics
       s->start_unix_us = clock::unix_us();
       s->start_mono_us = clock::mono_us();
+      metrics::request_started();
     }
     s->logged = false;
     if (s->parse_error) {

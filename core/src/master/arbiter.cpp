@@ -22,6 +22,7 @@
 #include "master/proctitle.hpp"
 #include "python/python_runtime.hpp"
 #include "master/systemd.hpp"
+#include "control/ops_server.hpp"  // ops: complete type for ops_
 
 extern char** environ;
 
@@ -300,6 +301,7 @@ void Arbiter::reap() {
     WorkerSlot& slot = slots_[state.index];
     std::string boot_error = slot.boot_error;
     slot.pid.store(0);
+    ops_worker_exited(pid, state, status);  // ops: restart reasons, metric totals
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
       if (code == kExitAppLoad) {
@@ -766,6 +768,7 @@ int Arbiter::start() {
     }
   }
   if (!open_listeners()) return kExitFailure;
+  if (int code = ops_open(); code != 0) return code;  // ops: metrics, control socket
   chown_paths();
   if (config_.pidfile) write_pidfile(*config_.pidfile);
   for (const auto& l : listeners_.items()) log::error().info("Listening at: {} ({})", l.url, pid_);
@@ -811,6 +814,7 @@ int Arbiter::run() {
     check_timeouts();
     spawn_missing();
     check_booted();
+    ops_tick();  // ops: control commands, RSS, memory recycling, metrics
   }
   log::error().info("Shutting down: Master");
   if (!halt_reason_.empty()) log::error().info("Reason: {}", halt_reason_);

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@
 #include "plugin/worker_runtime.hpp"
 
 namespace alicorn {
+
+namespace control {
+class OpsServer;  // core/src/control/ops_server.hpp
+}
 
 // What the master was started with, kept for HUP (re-read the config) and USR2 (re-exec).
 struct StartContext {
@@ -90,6 +95,12 @@ class Arbiter {
   std::string proc_name() const;
   Environment base_environment() const;
   int wait_signal(int timeout_ms);
+
+  // ---- operations: metrics, control socket, memory recycling (core/src/control/arbiter_ops.cpp)
+  int ops_open();   // in start(): 0, or an exit code
+  void ops_tick();  // each round of the loop
+  void ops_worker_exited(pid_t pid, const WorkerState& state, int status);  // in reap()
+  std::unique_ptr<control::OpsServer> ops_;
 
   Config config_;
   Plugin plugin_;

@@ -20,6 +20,7 @@
 #include "log/log.hpp"
 #include "master/proctitle.hpp"
 #include "python/python_runtime.hpp"
+#include "metrics/request_metrics.hpp"
 
 namespace alicorn {
 namespace {
@@ -282,6 +283,7 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     g_ctx = &ctx;
     install_worker_signals();
     slot->pid.store(::getpid());
+    metrics::init_worker(config, &slot->counters);  // metrics/statsd (core/src/metrics)
     host_heartbeat(&ctx);
     if (!setup.title.empty()) proctitle::set(setup.title);
 

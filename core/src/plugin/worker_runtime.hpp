@@ -15,6 +15,7 @@
 #include "net/listeners.hpp"
 #include "plugin/plugin_host.hpp"
 #include "master/process.hpp"
+#include "metrics/worker_counters.hpp"
 
 typedef struct _object PyObject;  // NOLINT
 
@@ -37,6 +38,7 @@ struct WorkerSlot {
   std::atomic<int32_t> pid;
   std::atomic<int32_t> booted;        // 1 once the app is loaded and the plugin is about to run
   char boot_error[1024];              // one line naming why the worker could not boot
+  metrics::WorkerCounters counters;   // requests by status, latency (core/src/metrics)
 };
 
 struct WorkerSetup {
