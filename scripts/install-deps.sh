@@ -18,7 +18,7 @@ packages=(
   python3-flask python3-django curl procps
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light)
+  packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light linux-perf)
 fi
 
 missing=()
