@@ -7,8 +7,10 @@
 //     EPOLLEXCLUSIVE in an outer epoll that also holds libuv's backend fd (see serve()), so a
 //     new connection wakes one idle worker instead of all of them, and a worker that took
 //     connections re-registers to go to the back of the queue (rotate_listener). We accept4()
-//     ourselves (EAGAIN is still normal) and try to read the request at once, since it usually
-//     came with the connection. Accepting stops at worker_connections (the listeners leave the
+//     ourselves (EAGAIN is still normal) one connection per wake-up, then re-register and yield
+//     the core, so a burst of connections spreads over the workers instead of going to the one
+//     or two that happen to be on a core; and we try to read the request at once, since it
+//     usually came with the connection. Accepting stops at worker_connections (the listeners leave the
 //     epoll) and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
 //     land in one per-loop buffer (the session copies what it keeps). A ready request is run
@@ -64,6 +66,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sched.h>
 #include <uv.h>
 
 #include <cerrno>
@@ -85,7 +88,7 @@ static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 // On a graceful stop, how long a connection accepted just before it may take to send its request.
 constexpr uint64_t kFreshGraceMs = 1000;
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
-constexpr int kAcceptBatch = 8;                 // accepts per readiness event and listener
+constexpr int kAcceptBatch = 1;                 // accepts per wake-up and listener (see accept_ready)
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
 constexpr uint64_t kLingerMs = 2000;            // a lingering client silent this long is closed
 constexpr uint64_t kLingerTotalMs = 30000;      // and none lingers longer than this (nginx's way)
@@ -842,10 +845,11 @@ void rotate_listener(Worker* w, Listener* l) noexcept {
   }
 }
 
-// The listener is readable: accept a few. With EPOLLEXCLUSIVE the kernel may have woken only
-// us for these connections, so we never leave one queued while still watching the listener:
-// we either accept it, or stop watching (at the cap, out of fds), and then the next arrival
-// wakes another worker, or we pick it up when we watch again.
+// The listener is readable: accept kAcceptBatch. With EPOLLEXCLUSIVE the kernel may have woken
+// only us for these connections; one left queued is not lost: the listener stays readable in our
+// (level-triggered) epoll, re-registered by rotate_listener, so our next epoll_wait returns at
+// once unless another worker took it meanwhile. At the cap or out of fds we stop watching, and
+// then the next arrival wakes another worker, or we pick it up when we watch again.
 void accept_ready(Listener* l) noexcept {
   Worker* w = l->w;
   int accepted = 0;
@@ -880,6 +884,10 @@ void accept_ready(Listener* l) noexcept {
     pause_accept(w);
   } else if (accepted > 0 && w->accepting) {
     rotate_listener(w, l);
+    // The workers woken for the other connections of a burst may still wait for a core while
+    // we, on one, would take every connection queued (on 2 cores with 4 workers, two workers
+    // took all 64 of wrk's). Giving the core up here lets them take their share.
+    ::sched_yield();
   }
 }
 
