@@ -10,8 +10,8 @@
 //     ourselves (EAGAIN is still normal) one connection per wake-up, then re-register and yield
 //     the core, so a burst of connections spreads over the workers instead of going to the one
 //     or two that happen to be on a core; and we try to read the request at once, since it
-//     usually came with the connection. Accepting stops at worker_connections (the listeners leave the
-//     epoll) and resumes below it.
+//     usually came with the connection. Accepting stops at worker_connections (the listeners
+//     leave the epoll) and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
 //     land in one per-loop buffer (the session copies what it keeps). A ready request is run
 //     and its output written at once with uv_try_write (one writev for all the iovs). Only what
@@ -65,8 +65,8 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <sched.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cerrno>
@@ -88,7 +88,7 @@ static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 // On a graceful stop, how long a connection accepted just before it may take to send its request.
 constexpr uint64_t kFreshGraceMs = 1000;
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
-constexpr int kAcceptBatch = 1;                 // accepts per wake-up and listener (see accept_ready)
+constexpr int kAcceptBatch = 1;                 // accepts per wake-up (see accept_ready)
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
 constexpr uint64_t kLingerMs = 2000;            // a lingering client silent this long is closed
 constexpr uint64_t kLingerTotalMs = 30000;      // and none lingers longer than this (nginx's way)
