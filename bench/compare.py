@@ -172,7 +172,8 @@ def _nginx(ctx: Ctx, app: App, port: int) -> Launch:
     with open(os.path.join(B.BENCH_DIR, "nginx.conf.in")) as f:
         conf = f.read()
     conf = (conf.replace("@WORKERS@", str(ctx.workers)).replace("@PORT@", str(port))
-            .replace("@PREFIX@", prefix))
+            .replace("@PREFIX@", prefix)
+            .replace("@FILE@", ctx.env.get("ALICORN_BENCH_FILE", "/nonexistent")))
     with open(os.path.join(prefix, "nginx.conf"), "w") as f:
         f.write(conf)
     return Launch([_NGINX or "nginx", "-p", prefix + "/", "-c", "nginx.conf",

@@ -7,9 +7,11 @@
 //     EPOLLEXCLUSIVE in an outer epoll that also holds libuv's backend fd (see serve()), so a
 //     new connection wakes one idle worker instead of all of them, and a worker that took
 //     connections re-registers to go to the back of the queue (rotate_listener). We accept4()
-//     ourselves (EAGAIN is still normal) and try to read the request at once, since it usually
-//     came with the connection. Accepting stops at worker_connections (the listeners leave the
-//     epoll) and resumes below it.
+//     ourselves (EAGAIN is still normal) one connection per wake-up, then re-register and yield
+//     the core, so a burst of connections spreads over the workers instead of going to the one
+//     or two that happen to be on a core; and we try to read the request at once, since it
+//     usually came with the connection. Accepting stops at worker_connections (the listeners
+//     leave the epoll) and resumes below it.
 //   * Connections: a uv_tcp_t (or uv_pipe_t for unix sockets) opened on the accepted fd. Reads
 //     land in one per-loop buffer (the session copies what it keeps). A ready request is run
 //     and its output written at once with uv_try_write (one writev for all the iovs). Only what
@@ -20,6 +22,13 @@
 //     two epoll_ctl calls per request. Every connection also yields to the others after
 //     kTurnBudget synchronous writes in one turn (a fast reader of an endless stream, a long
 //     pipeline). TCP_NODELAY is set before a connection's second write (set_nodelay).
+//   * Pipelining: a response that is complete after one pull and small (kCoalesceMax) is not
+//     written at once but copied into one per-loop buffer, so all the responses of one read go
+//     out in one write: the buffer is flushed before the connection waits for input, closes, or
+//     writes anything else (a larger response, a file, interim output: those carry the buffer
+//     in front of their own iovs). It is always empty when the connection gives the loop back,
+//     so connections never share it; a rest the socket did not take is copied to the heap for
+//     its uv_write (flush_buf) and the next step waits for that write (after_flush).
 //   * Timeouts: no per-connection timer. A connection waiting for something sits in one of four
 //     intrusive lists, each with one fixed timeout, so appending at the tail keeps every list
 //     sorted by deadline; one periodic tick marks a sweep, done in the check phase (after the
@@ -56,6 +65,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -78,7 +88,7 @@ static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len));
 // On a graceful stop, how long a connection accepted just before it may take to send its request.
 constexpr uint64_t kFreshGraceMs = 1000;
 constexpr size_t kReadBufferSize = 64 * 1024;   // one per loop
-constexpr int kAcceptBatch = 8;                 // accepts per readiness event and listener
+constexpr int kAcceptBatch = 1;                 // accepts per wake-up (see accept_ready)
 constexpr int kTurnBudget = 32;                 // synchronous writes per connection per turn
 constexpr uint64_t kLingerMs = 2000;            // a lingering client silent this long is closed
 constexpr uint64_t kLingerTotalMs = 30000;      // and none lingers longer than this (nginx's way)
@@ -89,6 +99,8 @@ constexpr uint64_t kBackendTag = ~uint64_t{0};  // epoll tag of libuv's backend 
 constexpr size_t kFileBlock = 64 * 1024;        // a file block copied when sendfile would block
 constexpr int64_t kFileTurnBytes = 8 << 20;     // file bytes sent per connection per turn
 constexpr size_t kSendfileMax = 1u << 30;       // bytes asked of one sendfile call
+constexpr size_t kCoalesceSize = 16 * 1024;     // the per-loop buffer of pipelined responses
+constexpr size_t kCoalesceMax = 4 * 1024;       // largest response copied into it
 
 struct Worker;
 
@@ -103,6 +115,9 @@ enum class Phase : uint8_t {
 };
 
 enum Step { kContinue, kWait, kGone };
+
+// What follows the uv_write of coalesced responses (Conn::after_flush).
+enum class AfterFlush : uint8_t { None, Process, Close };
 
 struct Conn {
   union Handle {
@@ -133,6 +148,9 @@ struct Conn {
   alicorn_output out;  // out.file_offset/file_length advance as the file segment goes out
   char* file_buf;      // kFileBlock bytes for the sendfile fallback, allocated on first use
   size_t file_block;   // bytes of file_buf in the pending uv_write (0: no file block in flight)
+  char* flush_buf;     // coalesced bytes the socket did not take, in the pending uv_write
+  AfterFlush after_flush;  // a pending uv_write of coalesced responses only: what comes next
+  int after_rc;            // AfterFlush::Process: the feed result to act on
 };
 
 struct List {
@@ -183,7 +201,10 @@ struct Worker {
   uint64_t last_accept_error_log = 0;
   Conn* pool = nullptr;
   size_t pool_size = 0;
+  Conn* coal_owner = nullptr;  // the connection whose responses are in coalbuf
+  size_t coal_len = 0;
   alignas(64) char readbuf[kReadBufferSize];
+  alignas(64) char coalbuf[kCoalesceSize];
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -270,12 +291,17 @@ Conn* acquire_conn(Worker* w) noexcept {
   c->out.file_offset = c->out.file_length = 0;
   c->file_buf = nullptr;
   c->file_block = 0;
+  c->flush_buf = nullptr;
+  c->after_flush = AfterFlush::None;
+  c->after_rc = 0;
   return c;
 }
 
 void release_conn(Worker* w, Conn* c) noexcept {
   delete[] c->file_buf;  // not kept in the pool: 64 KB each
   c->file_buf = nullptr;
+  delete[] c->flush_buf;
+  c->flush_buf = nullptr;
   if (w->pool_size < kPoolMax) {
     c->next = w->pool;
     w->pool = c;
@@ -316,6 +342,13 @@ void on_conn_closed(uv_handle_t* h) noexcept {
 void close_conn(Conn* c, int err) noexcept {
   if (c->phase == Phase::Closing) return;
   Worker* w = c->w;
+  if (w->coal_len > 0 && w->coal_owner == c) {
+    // Responses coalesced before an error in a later pipelined request: they were complete,
+    // so they get one try (what was written one by one before coalescing went out too).
+    uv_buf_t b = uv_buf_init(w->coalbuf, static_cast<unsigned>(w->coal_len));
+    uv_try_write(&c->h.stream, &b, 1);
+    w->coal_len = 0;
+  }
   if (c->in_response) {
     c->in_response = false;
     w->host->session_abort(c->s, err < 0 ? err : -ECONNABORTED);
@@ -422,12 +455,24 @@ int send_file(Conn* c, bool defer) noexcept {
 // segment (send_file). Returns 0 when everything was written, 1 when a uv_write is pending
 // (on_write follows, and sends the file segment if it is still due), or a negative error.
 // `defer` sends everything through uv_write, so the continuation runs in a later loop turn.
+// Coalesced responses waiting in the loop's buffer go first, in the same writev.
 int write_output(Conn* c, bool defer) noexcept {
+  Worker* w = c->w;
   alicorn_output& o = c->out;
   int cnt = o.iovcnt;
   if (cnt > ALICORN_OUTPUT_IOV_MAX) return ALICORN_EINVAL;
-  if (cnt <= 0) return send_file(c, defer);
+  if (cnt < 0) cnt = 0;
   uv_buf_t* bufs = reinterpret_cast<uv_buf_t*>(o.iov);
+  uv_buf_t joined[ALICORN_OUTPUT_IOV_MAX + 1];
+  const size_t coal = w->coal_len;
+  if (coal > 0) {
+    joined[0] = uv_buf_init(w->coalbuf, static_cast<unsigned>(coal));
+    if (cnt > 0) std::memcpy(joined + 1, bufs, static_cast<size_t>(cnt) * sizeof(uv_buf_t));
+    bufs = joined;
+    ++cnt;
+    w->coal_len = 0;
+  }
+  if (cnt == 0) return send_file(c, defer);
   size_t done = 0;
   if (c->nodelay_due && c->wrote) set_nodelay(c);
   if (!defer) {
@@ -449,8 +494,54 @@ int write_output(Conn* c, bool defer) noexcept {
   if (c->nodelay_due) set_nodelay(c);  // the rest goes out in several writes
   bufs->base += done;
   bufs->len -= done;
+  if (coal > 0 && bufs == joined) {
+    // Part of the coalesced bytes is left, and the loop's buffer is for the next connection.
+    c->flush_buf = new (std::nothrow) char[bufs->len];
+    if (c->flush_buf == nullptr) return ALICORN_ENOMEM;
+    std::memcpy(c->flush_buf, bufs->base, bufs->len);
+    bufs->base = c->flush_buf;
+  }
   int r = uv_write(&c->wreq, &c->h.stream, bufs, static_cast<unsigned>(cnt), on_write);
   return r < 0 ? r : 1;
+}
+
+// A response complete in one pull, small, with no file: copied into the loop's buffer (see
+// Pipelining above) instead of written. False when it does not qualify or does not fit.
+bool coalesce(Conn* c) noexcept {
+  Worker* w = c->w;
+  const alicorn_output& o = c->out;
+  if (o.iovcnt < 0 || o.iovcnt > ALICORN_OUTPUT_IOV_MAX) return false;
+  if (o.file_fd >= 0 && o.file_length > 0) return false;
+  size_t total = 0;
+  for (int i = 0; i < o.iovcnt; ++i) total += o.iov[i].iov_len;
+  if (total > kCoalesceMax || total > kCoalesceSize - w->coal_len) return false;
+  if (w->coal_len > 0 && w->coal_owner != c) return false;  // cannot happen: emptied per turn
+  char* dst = w->coalbuf + w->coal_len;
+  for (int i = 0; i < o.iovcnt; ++i) {
+    std::memcpy(dst, o.iov[i].iov_base, o.iov[i].iov_len);
+    dst += o.iov[i].iov_len;
+  }
+  w->coal_len += total;
+  w->coal_owner = c;
+  return true;
+}
+
+// Write what is coalesced. 0: written (or nothing was there), 1: a uv_write is pending and
+// `then` runs when it completes (on_write), negative: an error.
+int flush_coalesced(Conn* c, AfterFlush then, int rc) noexcept {
+  if (c->w->coal_len == 0) return 0;
+  c->out.iovcnt = 0;
+  c->out.file_fd = -1;
+  c->out.file_length = 0;
+  int r = write_output(c, false);
+  if (r > 0) {
+    c->after_flush = then;
+    c->after_rc = rc;
+    c->last_pull = ALICORN_PULL_DONE;
+    stop_reading(c);
+    list_append(c->w, c, kWriting);
+  }
+  return r;
 }
 
 // Pull and write until the session says DONE (kContinue), a write is pending (kWait: on_write
@@ -466,6 +557,8 @@ Step drain(Conn* c) noexcept {
     }
     bool defer = c->budget <= 0;
     if (!defer) --c->budget;
+    if (pr == ALICORN_PULL_DONE && !defer && c->phase == Phase::Responding && coalesce(c))
+      return kContinue;
     int wr = write_output(c, defer);
     if (wr < 0) {
       close_conn(c, wr);
@@ -512,6 +605,10 @@ Step response_done(Conn* c, int* rc) noexcept {
   // Not kept: the client asked, or the host is stopping (max_requests sets STOP_GRACEFUL before
   // the app runs, so this response is the first to say close). Ask the host once this turn.
   w->closing_response = true;
+  if (int f = flush_coalesced(c, AfterFlush::Close, 0); f != 0) {
+    if (f < 0) close_conn(c, f);
+    return kGone;
+  }
   close_after_response(c);
   return kGone;
 }
@@ -522,6 +619,10 @@ void process(Conn* c, int rc) noexcept {
   for (;;) {
     switch (rc) {
       case ALICORN_FEED_NEED_MORE:
+        if (int f = flush_coalesced(c, AfterFlush::Process, rc); f != 0) {
+          if (f < 0) close_conn(c, f);
+          return;
+        }
         if (c->list == kNoList) list_append(w, c, c->got_bytes ? kReading : kIdle);
         start_reading(c);
         return;
@@ -590,6 +691,8 @@ void on_write(uv_write_t* req, int status) noexcept {
   Worker* w = c->w;
   list_remove(w, c);
   c->budget = kTurnBudget;
+  delete[] c->flush_buf;  // coalesced bytes, now out
+  c->flush_buf = nullptr;
   if (c->file_block > 0) {  // a block of the file segment went out
     c->out.file_offset += static_cast<int64_t>(c->file_block);
     c->out.file_length -= static_cast<int64_t>(c->file_block);
@@ -601,6 +704,16 @@ void on_write(uv_write_t* req, int status) noexcept {
       close_conn(c, r);
     } else {
       list_append(w, c, kWriting);
+    }
+    return;
+  }
+  if (c->after_flush != AfterFlush::None) {  // only coalesced responses were in this write
+    AfterFlush then = c->after_flush;
+    c->after_flush = AfterFlush::None;
+    if (then == AfterFlush::Close) {
+      close_after_response(c);
+    } else {
+      process(c, c->after_rc);
     }
     return;
   }
@@ -732,10 +845,11 @@ void rotate_listener(Worker* w, Listener* l) noexcept {
   }
 }
 
-// The listener is readable: accept a few. With EPOLLEXCLUSIVE the kernel may have woken only
-// us for these connections, so we never leave one queued while still watching the listener:
-// we either accept it, or stop watching (at the cap, out of fds), and then the next arrival
-// wakes another worker, or we pick it up when we watch again.
+// The listener is readable: accept kAcceptBatch. With EPOLLEXCLUSIVE the kernel may have woken
+// only us for these connections; one left queued is not lost: the listener stays readable in our
+// (level-triggered) epoll, re-registered by rotate_listener, so our next epoll_wait returns at
+// once unless another worker took it meanwhile. At the cap or out of fds we stop watching, and
+// then the next arrival wakes another worker, or we pick it up when we watch again.
 void accept_ready(Listener* l) noexcept {
   Worker* w = l->w;
   int accepted = 0;
@@ -770,6 +884,10 @@ void accept_ready(Listener* l) noexcept {
     pause_accept(w);
   } else if (accepted > 0 && w->accepting) {
     rotate_listener(w, l);
+    // The workers woken for the other connections of a burst may still wait for a core while
+    // we, on one, would take every connection queued (on 2 cores with 4 workers, two workers
+    // took all 64 of wrk's). Giving the core up here lets them take their share.
+    ::sched_yield();
   }
 }
 

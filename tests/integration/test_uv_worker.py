@@ -182,6 +182,46 @@ class UvWorker(AlicornTestCase):
         got = [conn.read_response()[2] for _ in range(100)]
         self.assertEqual(got, expected)
 
+    def test_pipelined_answers_survive_a_client_that_reads_late(self):
+        # Small responses of one read are coalesced into one write; when the client does not
+        # read, what the socket does not take waits on the heap: everything arrives, in order.
+        server = self.start_uv()
+        conn = self.raw(server)
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        data = b""
+        expected = []
+        for i in range(400):
+            body = (b"%04d" % i) * 700  # 2,800 bytes: small enough to be coalesced
+            data += (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                     % len(body)) + body
+            expected.append(body)
+        sender = threading.Thread(target=conn.send, args=(data,), daemon=True)
+        sender.start()
+        time.sleep(0.5)  # the server fills the socket and waits
+        got = [conn.read_response() for _ in range(400)]
+        sender.join(REQUEST_TIMEOUT)
+        self.assertEqual([s for s, _, _ in got], [200] * 400)
+        self.assertEqual([b for _, _, b in got], expected)
+
+    def test_pipelined_answers_come_before_the_error_of_a_later_request(self):
+        server = self.start_uv()
+        conn = self.raw(server)
+        conn.send(get_request("/path/a") + get_request("/path/b") + b"NOT HTTP AT ALL\r\n\r\n")
+        first = [conn.read_response() for _ in range(2)]
+        self.assertEqual([(s, b) for s, _, b in first], [(200, b"/path/a"), (200, b"/path/b")])
+        status, headers, _ = conn.read_response()  # the error page (501: no such method)
+        self.assertGreaterEqual(status, 400)
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertTrue(conn.wait_closed(5), "no close after the error page")
+
+    def test_pipelined_answers_then_close(self):
+        server = self.start_uv()
+        conn = self.raw(server)
+        conn.send(get_request("/path/a") + get_request("/path/b", "Connection: close\r\n"))
+        got = [conn.read_response() for _ in range(2)]
+        self.assertEqual([(s, b) for s, _, b in got], [(200, b"/path/a"), (200, b"/path/b")])
+        self.assertTrue(conn.wait_closed(5), "no close after Connection: close")
+
     def test_idle_keep_alive_connection_is_closed(self):
         server = self.start_uv(["--keep-alive", "1"])
         conn = self.raw(server)
