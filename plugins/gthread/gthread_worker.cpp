@@ -289,7 +289,11 @@ void park(Worker* w, Conn* c, int64_t deadline) {
   {
     std::lock_guard<std::mutex> lock(w->mu);
     bool idle = c->req_deadline == 0;
-    if (!w->closing.load() && !(idle && w->stopping.load())) {
+    if (!w->closing.load()) {
+      // Idle during a graceful stop: the client got a keep-alive response before the stop and
+      // may be sending its next request right now, so it gets the stop linger (its request is
+      // answered with Connection: close) rather than a close under a request in flight.
+      if (idle && w->stopping.load()) deadline = std::min(deadline, now_ms() + kStopLingerMs);
       c->state = Conn::State::Parked;
       park_deadline(w, c, deadline);
       c->idle_ka = idle && c->served;

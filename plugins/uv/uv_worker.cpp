@@ -822,7 +822,9 @@ void begin_graceful(Worker* w) noexcept {
   // A fresh connection that has not sent its request yet was accepted an instant before the
   // stop: its client is about to send, so it gets kFreshGraceMs to do so (see sweep) instead of
   // a reset.
-  while (w->lists[kIdle].head != nullptr) close_conn(w->lists[kIdle].head, 0);
+  // Idle keep-alive connections get the same grace: their client got a keep-alive response
+  // an instant ago and may have its next request on the wire (closing now would make it fail
+  // after it was sent); it is answered with Connection: close.
   uv_update_time(&w->loop);
   w->stop_started_ms = uv_now(&w->loop);
   if (w->finishing) return;
@@ -852,6 +854,10 @@ void sweep(Worker* w) noexcept {
   uv_update_time(&w->loop);
   uint64_t now = uv_now(&w->loop);
   if (w->stopping && now - w->stop_started_ms >= kFreshGraceMs) {
+    while (w->lists[kIdle].head != nullptr) {
+      close_conn(w->lists[kIdle].head, 0);
+      if (w->finishing) return;
+    }
     for (Conn* c = w->lists[kReading].head; c != nullptr;) {
       Conn* next = c->next;
       if (!c->got_bytes) close_conn(c, 0);
