@@ -992,6 +992,11 @@ int setup(Worker* w, char* err, size_t err_size) noexcept {
     l.w = w;
     l.fd = cfg->listener_fds[i];
     l.index = i;
+    if (ALICORN_HAS_FIELD(cfg, alicorn_worker_config, listener_flags) &&
+        cfg->listener_flags != nullptr) {  // a 1.2 host says what each socket is
+      l.is_unix = (cfg->listener_flags[i] & ALICORN_LISTENER_UNIX) != 0;
+      continue;
+    }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
