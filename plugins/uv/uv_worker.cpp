@@ -485,10 +485,18 @@ Step drain(Conn* c) noexcept {
 // reset, which can destroy the response before the client read it; so when the client has sent
 // more than we read (a body we refused, requests pipelined after a close), shut down our side
 // and drop what it sends until it closes (or kLingerMs pass). Otherwise close at once.
+// What is in the kernel right now is not enough to tell: a client uploading under load may
+// have more on the wire than has arrived, so the session's own view counts too (ABI 1.2
+// session_unread_input: it holds bytes past the request, or refused it before its body).
 void close_after_response(Conn* c) noexcept {
+  Worker* w = c->w;
   uv_os_fd_t fd = -1;
   int unread = 0;
-  if (uv_fileno(&c->h.handle, &fd) != 0 || ::ioctl(fd, FIONREAD, &unread) != 0 || unread == 0 ||
+  bool more = ALICORN_HAS_FIELD(w->host, alicorn_host_api, session_unread_input) &&
+              w->host->session_unread_input != nullptr &&
+              w->host->session_unread_input(c->s) != 0;
+  if (uv_fileno(&c->h.handle, &fd) != 0 || (!more && (::ioctl(fd, FIONREAD, &unread) != 0 ||
+                                                      unread == 0)) ||
       ::shutdown(fd, SHUT_WR) != 0) {
     close_conn(c, 0);
     return;

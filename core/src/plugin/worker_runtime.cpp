@@ -233,6 +233,15 @@ int host_session_keep_alive(alicorn_session* s) {
   return s != nullptr && s->state == alicorn_session::State::Done && s->r.keep_alive ? 1 : 0;
 }
 
+// The client may still be sending after the response that ends its connection (ABI 1.2):
+// bytes held past the request, a refused request (what followed its head was never read), or
+// a streamed body the app did not read to its end.
+int host_session_unread_input(alicorn_session* s) {
+  if (s == nullptr) return 0;
+  if (!s->pending.empty() || s->parse_error) return 1;
+  return s->streaming && !s->parser.message_complete() ? 1 : 0;
+}
+
 const alicorn_host_api kHostApi = {
     sizeof(alicorn_host_api),
     ALICORN_ABI_MAJOR,
@@ -250,6 +259,7 @@ const alicorn_host_api kHostApi = {
     host_session_keep_alive,
     session_abort,
     session_free,
+    host_session_unread_input,
 };
 
 [[noreturn]] void boot_failure(WorkerSlot* slot, int code, const std::string& message) {

@@ -221,6 +221,17 @@ typedef struct alicorn_host_api {
   void (*session_abort)(alicorn_session *s, int error);
   /* (any thread) Release the session and everything it holds. The plugin closes the fd. */
   void (*session_free)(alicorn_session *s);
+
+  /* --- since 1.2 (check ALICORN_HAS_FIELD(host, alicorn_host_api, session_unread_input)) --- */
+  /* After a response that ends the connection: 1 when the client may still be sending, so a
+     plain close() would reset the connection and can destroy the response before the client
+     read it: the session holds bytes beyond the answered request (pipelined after a close, or
+     more of a body than the request had), the request was refused before its body was read
+     (413, 400, ...), or the app left a streamed body unread. Then shut down the write side and
+     drain the input until the client closes (a lingering close), as nginx does. 0 when
+     nothing suggests more input. Bytes still in the kernel are the plugin's to check
+     (FIONREAD). */
+  int (*session_unread_input)(alicorn_session *s);
 } alicorn_host_api;
 
 /* What a plugin provides. Static storage in the plugin; read by the host after negotiation. */
