@@ -3,6 +3,7 @@
 #include "python/python_runtime.hpp"
 
 #include <cxxabi.h>
+#include <fmt/format.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <signal.h>
@@ -153,8 +154,10 @@ void install_worker_signals() {
 }
 
 // ---- host API entries that are not about sessions ----
+// Every entry is noexcept: what could throw inside is caught and logged where it happens, and
+// anything missed ends the worker (std::terminate) instead of unwinding into plugin C code.
 
-void host_log(alicorn_worker_ctx*, int level, const char* message) {
+void host_log(alicorn_worker_ctx*, int level, const char* message) noexcept {
   if (message == nullptr) return;
   try {
     auto lvl = level <= ALICORN_LOG_DEBUG     ? spdlog::level::debug
@@ -164,20 +167,23 @@ void host_log(alicorn_worker_ctx*, int level, const char* message) {
                                               : spdlog::level::critical;
     log::error().log(lvl, "{}", message);
   } catch (...) {
+    // The log itself failed (out of memory, a broken sink): say so where it can still be seen.
+    std::fprintf(stderr, "alicorn: worker %d: cannot write to the error log: %s\n",
+                 static_cast<int>(::getpid()), message);
   }
 }
 
-const alicorn_worker_config* host_config(alicorn_worker_ctx* ctx) {
+const alicorn_worker_config* host_config(alicorn_worker_ctx* ctx) noexcept {
   return ctx ? &ctx->worker_config : nullptr;
 }
 
-void host_heartbeat(alicorn_worker_ctx* ctx) {
+void host_heartbeat(alicorn_worker_ctx* ctx) noexcept {
   if (ctx && ctx->slot) ctx->slot->heartbeat_ms.store(clock::mono_ms(), std::memory_order_relaxed);
 }
 
-int host_wake_fd(alicorn_worker_ctx* ctx) { return ctx ? ctx->wake_read : -1; }
+int host_wake_fd(alicorn_worker_ctx* ctx) noexcept { return ctx ? ctx->wake_read : -1; }
 
-int host_poll_signals(alicorn_worker_ctx* ctx) {
+int host_poll_signals(alicorn_worker_ctx* ctx) noexcept {
   if (ctx == nullptr) return ALICORN_STOP_FAST;
   // Cheap enough to call after every request: no system call unless a signal came, and the
   // parent check (getppid) at most once a second.
@@ -212,14 +218,36 @@ int host_poll_signals(alicorn_worker_ctx* ctx) {
   return ctx->run_state.load();
 }
 
+// One error line naming the worker and the client a failed host call concerns.
+void log_request_failure(alicorn_worker_ctx* ctx, alicorn_session* s, const char* what,
+                         const char* cause) noexcept {
+  try {
+    host_log(ctx, ALICORN_LOG_ERROR,
+             fmt::format("Worker (pid: {}): {} from {} failed: {}", ::getpid(), what,
+                         s != nullptr ? s->remote_addr : std::string("?"), cause)
+                 .c_str());
+  } catch (...) {
+    host_log(ctx, ALICORN_LOG_ERROR, cause);
+  }
+}
+
 // session_run as the plugin sees it: when this request is the one that reaches max_requests
 // (the session moved the state from RUNNING to STOP_GRACEFUL), make wake_fd readable, so the
 // plugin's loop learns of the stop without polling after every response (ABI 1.2).
-int host_session_run(alicorn_session* s) {
+int host_session_run(alicorn_session* s) noexcept {
   alicorn_worker_ctx* ctx = s != nullptr ? s->ctx : nullptr;
   bool running = ctx != nullptr && ctx->max_requests > 0 &&
                  ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
-  int rc = session_run(s);
+  int rc;
+  try {
+    rc = session_run(s);
+  } catch (const std::exception& e) {
+    log_request_failure(ctx, s, "running the request", e.what());
+    rc = ALICORN_EINTERNAL;
+  } catch (...) {
+    log_request_failure(ctx, s, "running the request", "an exception of unknown type");
+    rc = ALICORN_EINTERNAL;
+  }
   if (running && ctx->run_state.load(std::memory_order_relaxed) != ALICORN_RUNNING) wake(ctx);
   return rc;
 }
@@ -229,14 +257,14 @@ int host_session_run(alicorn_session* s) {
 // promised keep-alive and may have its next request on the wire already, so the plugin must
 // treat the connection as idle (and close it after its stop linger, or answer the next
 // request, which then says close) instead of closing under a request in flight.
-int host_session_keep_alive(alicorn_session* s) {
+int host_session_keep_alive(alicorn_session* s) noexcept {
   return s != nullptr && s->state == alicorn_session::State::Done && s->r.keep_alive ? 1 : 0;
 }
 
 // The client may still be sending after the response that ends its connection (ABI 1.2):
 // bytes held past the request, a refused request (what followed its head was never read), or
 // a streamed body the app did not read to its end.
-int host_session_unread_input(alicorn_session* s) {
+int host_session_unread_input(alicorn_session* s) noexcept {
   if (s == nullptr) return 0;
   if (!s->pending.empty() || s->parse_error) return 1;
   return s->streaming && !s->parser.message_complete() ? 1 : 0;

@@ -110,6 +110,8 @@ enum alicorn_pull_result {
 #define ALICORN_EINVAL (-22)
 #define ALICORN_ENOMEM (-12)
 #define ALICORN_ESTATE (-1000) /* call made in the wrong session state */
+#define ALICORN_EINTERNAL (-1001) /* the host failed inside the call (since 1.2; logged with the
+                                     worker and request it concerns): close the connection */
 
 /* Settings a worker needs, as the host resolved them. Owned by the host; valid until the
    worker's destroy returns. */
