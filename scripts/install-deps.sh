@@ -16,6 +16,7 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libcli11-dev libsystemd-dev
   python3-flask python3-django curl procps
+  python3-pastedeploy python3-prometheus-client
 )
 if [ "${1:-}" = "--bench" ]; then
   packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light)

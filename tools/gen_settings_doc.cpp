@@ -39,7 +39,9 @@ struct Row {
   std::string metavar;
   std::string meaning;             // help without the default suffix
   std::string default_value;       // "" when there is none
+  std::string status;              // "" works; "no-op: ..."; "refused ...: ..."
   bool positional = false;
+  bool file_only = false;          // no flag: a config-file name (server hooks, ...)
 };
 
 // Options that are not settings: they select an action or the config file. Kept in the same
@@ -51,8 +53,9 @@ struct Extra {
 };
 const Extra kCommandLineOnly[] = {
     {"-c,--config", "FILE",
-     "Read settings from this YAML file (keys are the setting names below). Also accepted in "
-     "$ALICORN_CMD_ARGS"},
+     "Read settings from this file: Python (gunicorn.conf.py, any extension but .yaml/.yml), "
+     "python:MODULE, or YAML (.yaml, .yml). Without -c, ./gunicorn.conf.py is read when it "
+     "exists. Also accepted in $GUNICORN_CMD_ARGS and $ALICORN_CMD_ARGS"},
     {"-h,--help", "", "Show the usage and exit"},
     {"-v,--version", "", "Print \"alicorn VERSION\" and exit"},
     {"--list-workers", "",
@@ -71,15 +74,18 @@ struct EnvVar {
   const char* meaning;
 };
 const EnvVar kEnvironment[] = {
+    {"GUNICORN_CMD_ARGS",
+     "Extra command-line arguments, split like a POSIX shell does (as Gunicorn); they override "
+     "the config file, and ALICORN_CMD_ARGS and the real command line override them"},
     {"ALICORN_CMD_ARGS",
-     "Extra command-line arguments, split like a POSIX shell does; they override the YAML "
-     "file, and the real command line overrides them"},
+     "Like GUNICORN_CMD_ARGS, one layer above it; the real command line overrides both"},
     {"ALICORN_PLUGIN_PATH",
      "Colon-separated folders searched first for -k NAME (as NAME.so), before the folder "
      "beside the binary (<prefix>/<libdir>/alicorn/workers) and the compiled-in install folder"},
     {"PORT", "When set, the default bind is 0.0.0.0:$PORT (as Gunicorn)"},
     {"WEB_CONCURRENCY", "When set, the default number of workers"},
     {"VIRTUAL_ENV", "When set, the default virtualenv"},
+    {"FORWARDED_ALLOW_IPS", "When set, the default of forwarded_allow_ips (as Gunicorn)"},
     {"LISTEN_FDS, LISTEN_PID",
      "systemd socket activation: the listening sockets are inherited and bind is ignored"},
     {"NOTIFY_SOCKET", "set by systemd for Type=notify units: readiness and reloads are reported"},
@@ -158,8 +164,10 @@ std::vector<Row> rows() {
     r.name = s.name;
     r.metavar = s.metavar;
     r.positional = !s.flags.empty() && s.flags[0] != '-';
-    r.flags = split(s.flags, ',');
+    r.file_only = s.flags.empty();
+    r.flags = r.file_only ? std::vector<std::string>{} : split(s.flags, ',');
     r.meaning = s.help;
+    r.status = s.status;
     const std::string tag = " [default: ";
     if (auto at = r.meaning.rfind(tag); at != std::string::npos && r.meaning.back() == ']') {
       r.default_value = r.meaning.substr(at + tag.size(), r.meaning.size() - at - tag.size() - 1);
@@ -210,30 +218,47 @@ void markdown(std::ostream& o) {
        "# Configuration reference\n\n"
        "Every setting alicorn "
     << ALICORN_VERSION
-    << " accepts, with its command-line flag, its YAML key and its default.\n"
-       "The names are Gunicorn's, so a Gunicorn command line works unchanged (see\n"
+    << " accepts, with its command-line flag, its config-file name (the same in a\n"
+       "Python file and as a YAML key), its default and its status. The names are Gunicorn's,\n"
+       "so a Gunicorn command line and a `gunicorn.conf.py` work unchanged (see\n"
        "[migrating-from-gunicorn.md](migrating-from-gunicorn.md)).\n\n"
-       "Settings come from four layers; a later layer replaces a setting of an earlier one "
+       "Settings come from these layers; a later layer replaces a setting of an earlier one "
        "whole\n(lists included):\n\n"
-       "1. the built-in defaults (some taken from the environment: `PORT`, "
-       "`WEB_CONCURRENCY`,\n   `VIRTUAL_ENV`),\n"
-       "2. the YAML file given with `-c FILE` (keys are the setting names below),\n"
-       "3. `$ALICORN_CMD_ARGS` (the same flags as the command line),\n"
+       "1. the built-in defaults (some taken from the environment: `PORT` gives "
+       "`0.0.0.0:$PORT`,\n   `WEB_CONCURRENCY`, `VIRTUAL_ENV`, `FORWARDED_ALLOW_IPS`),\n"
+       "2. the config file: `-c FILE` (Python, run like Gunicorn runs it, unless it ends in "
+       "`.yaml`/`.yml`),\n   `-c python:MODULE`, or `./gunicorn.conf.py` when there is no "
+       "`-c`,\n"
+       "3. `$GUNICORN_CMD_ARGS`, then `$ALICORN_CMD_ARGS` (the same flags as the command line),\n"
        "4. the command line.\n\n"
+       "A Python config file runs in the master's embedded interpreter before anything is "
+       "forked,\nwith `__file__` set and the environment visible. Its module-level names that "
+       "are settings\nare taken with Gunicorn's conversions (`workers = \"4\"` is 4, one string "
+       "is a one-item\nlist); other names are its own business, except that a name close to a "
+       "setting gets a\nwarning (`worker` -> `workers`). Functions named like a server hook "
+       "(`post_fork`, ...)\nare the hooks; the objects they receive are described in "
+       "[migrating-from-gunicorn.md](migrating-from-gunicorn.md#the-objects-hooks-receive).\nA file that raises stops alicorn with its traceback "
+       "and exit code 2. On HUP the file is\nrun again; if it fails, the running "
+       "configuration stays and the log says why.\n\n"
+       "Status: *works* unless the table says *no-op* (accepted, validated, and with the "
+       "reason\nit changes nothing here) or *refused* (only the default value is accepted; "
+       "anything else\nstops alicorn at startup with a message saying what to use instead).\n\n"
        "Every value is checked before anything is forked: an invalid one stops alicorn with "
        "exit code 2\nand a message that names the setting and what it accepts, e.g.\n"
        "`workers: 'abc' is not an integer (expected an integer >= 1)`. `alicorn --print-config`"
        "\nshows the resolved settings as YAML, `alicorn --check-config` also imports the app.\n\n"
        "## Settings\n\n"
-       "| YAML key | Command line | Default | Meaning |\n"
-       "|---|---|---|---|\n";
+       "| Name | Command line | Default | Meaning | Status |\n"
+       "|---|---|---|---|---|\n";
   for (const auto& r : table) {
-    std::string flags = r.positional ? md_code(r.flags[0]) + " (positional)"
-                                     : md_flags(r.flags, r.metavar);
+    std::string flags = r.positional  ? md_code(r.flags[0]) + " (positional)"
+                        : r.file_only ? "config file only"
+                                      : md_flags(r.flags, r.metavar);
     std::string def = r.default_value.empty() ? "none" : md_code(r.default_value);
-    if (r.metavar.empty() && !r.positional) def += " (a flag)";
+    if (r.metavar.empty() && !r.positional && !r.file_only) def += " (a flag)";
+    std::string status = r.status.empty() ? "works" : r.status;
     o << "| " << md_code(r.name) << " | " << flags << " | " << def << " | "
-      << md_cell(r.meaning) << " |\n";
+      << md_cell(r.meaning) << " | " << md_cell(status) << " |\n";
   }
   o << "\nIn YAML, a flag setting takes `true` or `false`; a repeatable setting (`bind`, "
        "`pythonpath`,\n`raw_env`) takes one value or a list; `raw_env` also takes a mapping; "
@@ -312,13 +337,15 @@ void man(std::ostream& o) {
        "\\fIFACTORY\\fR(\\fIARGS\\fR), or \\fIMODULE\\fR\n"
        "(meaning \\fIMODULE\\fR:application).\n"
        ".PP\n"
-       "Settings come from, lowest precedence first: the defaults, the YAML file given with\n"
-       ".BR \\-c ,\n"
-       "the \\fBALICORN_CMD_ARGS\\fR environment variable, and the command line.\n"
+       "Settings come from, lowest precedence first: the defaults, the config file given with\n"
+       ".B \\-c\n"
+       "(Python as Gunicorn's gunicorn.conf.py, python:MODULE, or YAML for .yaml/.yml;\n"
+       "./gunicorn.conf.py when there is no \\-c), the \\fBGUNICORN_CMD_ARGS\\fR and\n"
+       "\\fBALICORN_CMD_ARGS\\fR environment variables, and the command line.\n"
        "Every value is checked before anything is forked.\n"
        ".SH OPTIONS\n";
   for (const auto& r : table) {
-    if (r.positional) continue;
+    if (r.positional || r.file_only) continue;
     o << ".TP\n" << roff_flags(r.flags, r.metavar) << "\n" << roff(r.meaning) << ".\n";
     o << "YAML key: \\fB" << roff(r.name) << "\\fR";
     if (!r.default_value.empty()) o << "; default: " << roff(r.default_value);

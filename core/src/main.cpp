@@ -21,7 +21,9 @@
 #include "plugin/plugin_host.hpp"
 #include "master/process.hpp"
 #include "master/proctitle.hpp"
+#include "python/config_file.hpp"
 #include "python/python_runtime.hpp"
+#include "master/config_stage.hpp"
 #include "plugin/worker_runtime.hpp"
 
 namespace {
@@ -102,11 +104,12 @@ void take_upgrade_environment(StartContext& start) {
   }
 }
 
-int serve(LoadedConfig& loaded, int argc, char** argv) {
-  Config& config = loaded.config;
-  if (!config.app) return fail(kExitConfig, "No application module specified (APP_MODULE or wsgi_app).");
+// Startup runs the settings cycle of config_stage.hpp (read -> validate -> stage -> commit),
+// the one HUP runs too; any failure exits non-zero before a worker is forked.
+int serve(LoadedConfig& loaded_in, int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
   StartContext start;
-  start.argv.assign(argv, argv + argc);
+  start.argv = args;
   take_upgrade_environment(start);
   {
     std::error_code ec;
@@ -116,40 +119,20 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
     if (::getcwd(cwd, sizeof cwd) != nullptr) start.cwd = cwd;
     start.env = current_environment();
   }
+  StagedConfig staged;
   try {
-    log::setup_error_log(config.errorlog, config.loglevel);
-    log::setup_access_log(config.accesslog.value_or(""));
-    set_access_log_format(config.access_log_format);
-  } catch (const std::exception& e) {
-    return fail(kExitConfig, std::string("errorlog/accesslog: ") + e.what());
+    stage_logs(loaded_in.config, nullptr);
+    for (const auto& warning : loaded_in.warnings) log::error().warn("{}", warning);
+    staged = validate_and_stage(std::move(loaded_in), nullptr);
+    commit_settings(staged.loaded.config, nullptr, start.env, args);
+  } catch (const StageError& e) {
+    if (e.exit_code() == kExitFailure) log::error().error("{}", e.what());
+    return fail(e.exit_code(), e.what());
   }
-  for (const auto& [key, value] : config.raw_env) ::setenv(key.c_str(), value.c_str(), 1);
-  if (config.chdir && ::chdir(config.chdir->c_str()) != 0)
-    return fail(kExitConfig, "chdir: chdir(\"" + *config.chdir + "\") failed: " + std::strerror(errno));
-  if (config.virtualenv) {
-    struct stat st {};
-    if (::stat((*config.virtualenv + "/pyvenv.cfg").c_str(), &st) != 0)
-      return fail(kExitConfig, "virtualenv: " + *config.virtualenv +
-                                   " is not a virtual environment (no pyvenv.cfg)");
-  }
-  try {
-    Identity id = resolve_identity(config);
-    if (identity_changes(id) && ::geteuid() != 0)
-      return fail(kExitConfig, "user/group: switching the workers to another user or group needs "
-                               "the master to run as root");
-  } catch (const ConfigError& e) {
-    return fail(kExitConfig, e.what());
-  }
+  LoadedConfig& loaded = staged.loaded;
+  Config& config = loaded.config;
+  Plugin plugin = std::move(*staged.plugin);
 
-  Plugin plugin;
-  try {
-    plugin = load_plugin(config.worker_class, env_or_empty("ALICORN_PLUGIN_PATH"));
-  } catch (const PluginError& e) {
-    log::error().error("{}", e.what());
-    return fail(kExitFailure, e.what());
-  }
-
-  std::vector<std::string> args(argv, argv + argc);
   if (loaded.action == Action::CheckConfig) {
     try {
       python::initialize(python_init_options(config, args));
@@ -203,9 +186,10 @@ int serve(LoadedConfig& loaded, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  python::install_config_reader();
   LoadedConfig loaded;
   try {
-    loaded = load_config(argc, argv, current_environment());
+    loaded = read_settings(std::vector<std::string>(argv, argv + argc), current_environment());
   } catch (const ConfigError& e) {
     return fail(kExitConfig, e.what());
   }
@@ -217,7 +201,8 @@ int main(int argc, char** argv) {
       std::fputs(loaded.help_text.c_str(), stdout);
       return 0;
     case Action::PrintConfig:
-      std::fputs(to_yaml(loaded.config).c_str(), stdout);
+      for (const auto& warning : loaded.warnings) std::fprintf(stderr, "Warning: %s\n", warning.c_str());
+      std::fputs(to_yaml(loaded.config, &loaded.sources).c_str(), stdout);
       std::fputc('\n', stdout);
       return 0;
     case Action::ListWorkers:

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "python/hooks.hpp"
+#include "python/config_file.hpp"
 #include "python/python_runtime.hpp"
 
 using namespace alicorn;
@@ -172,6 +173,68 @@ TEST_F(Hooks, LoadFromAFilePathAndReload) {
   EXPECT_FALSE(hooks::reload(path));
   EXPECT_TRUE(hooks::defined("on_reload"));
   hooks::unload();
+}
+
+// A Python config file's hooks (python/config_file.cpp): read, staged, committed; a --hooks
+// module's function of the same name wins; a failed read leaves the committed hooks alone.
+TEST_F(Hooks, ConfigFileHooks) {
+  std::string path = (dir_ / "gunicorn_unit.conf.py").string();
+  auto write = [&](const char* text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(text, f);
+    std::fclose(f);
+  };
+  write("import unit_hooks\nworkers = 3\n"
+        "def on_exit(server):\n    unit_hooks.calls.append(('file_on_exit', server.num_workers))\n"
+        "def pre_fork(server, worker):\n    unit_hooks.calls.append(('file_pre_fork',))\n"
+        "def post_request(worker, req):\n    pass\n");
+  FileNames names = python::read_config_file(path, std::nullopt, {"alicorn"});
+  bool saw_workers = false;
+  for (const auto& [name, value] : names)
+    if (name == "workers") saw_workers = value.kind == FileValue::Kind::Int && value.i == 3;
+  EXPECT_TRUE(saw_workers);
+  EXPECT_FALSE(hooks::loaded());  // staged only
+  python::commit_config_file(path);
+  ASSERT_TRUE(hooks::loaded());
+  EXPECT_TRUE(hooks::defined("on_exit"));
+  EXPECT_TRUE(hooks::has_request_hooks());  // post_request, adapted from 2 arguments
+  hooks::ServerState s;
+  s.num_workers = 5;
+  s.cfg_json = "{}";
+  hooks::update_server(s);
+  EXPECT_TRUE(hooks::call_server("on_exit"));
+  EXPECT_EQ(calls(), "[('file_on_exit', 5)]");
+
+  // --hooks wins for pre_fork; the file still gives on_exit.
+  hooks::load("unit_hooks");
+  PyObject* w = hooks::new_worker(1, 0, 1);
+  EXPECT_TRUE(hooks::call_server_worker("pre_fork", w));
+  hooks::release_worker(w);
+  EXPECT_NE(calls().find("'pre_fork'"), std::string::npos);
+  hooks::unload();
+
+  // A file that raises: ConfigError with the traceback; the committed hooks stay.
+  write("raise RuntimeError('boom')\n");
+  try {
+    python::read_config_file(path, std::nullopt, {"alicorn"});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("RuntimeError: boom"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Traceback"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(hooks::defined("on_exit"));
+  // A hook of the wrong shape: one line naming it.
+  write("def pre_fork(server):\n    pass\n");
+  try {
+    python::read_config_file(path, std::nullopt, {"alicorn"});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("pre_fork: "), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("Traceback"), std::string::npos) << e.what();
+  }
+  python::commit_config_file(std::nullopt);
+  EXPECT_FALSE(hooks::loaded());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // module is imported by the Python runtime in the worker (or the master with --preload).
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,10 @@ struct AppSpec {
   std::string call_args;   // the text between the parentheses, e.g. "'dev', debug=True";
                            // evaluated as Python literal arguments by the runtime
   std::string spec;        // the text it was parsed from
+  // --paste: the app is PasteDeploy's loadapp("config:<paste_file>", global_conf=...); module,
+  // attribute and call are then unused.
+  std::string paste_file;  // absolute path, with "#name" when one was given
+  std::map<std::string, std::string> paste_global_conf;
 
   bool operator==(const AppSpec&) const = default;
 };

@@ -37,9 +37,13 @@ template <class... F>
 overloaded(F...) -> overloaded<F...>;
 
 using StringMap = std::map<std::string, std::string>;
+// A server hook: a callable from a Python config file, kept by python/config_file.cpp; the
+// Config records its repr in server_hooks.
+struct HookSlot {};
+constexpr HookSlot kHook{};
 using Field = std::variant<int Config::*, double Config::*, bool Config::*, std::string Config::*,
                            std::optional<std::string> Config::*, std::vector<std::string> Config::*,
-                           std::vector<BindAddress> Config::*, StringMap Config::*>;
+                           std::vector<BindAddress> Config::*, StringMap Config::*, HookSlot>;
 
 struct Setting {
   const char* name;     // the YAML key, and the name every error message starts with
@@ -49,7 +53,86 @@ struct Setting {
   const char* help;
   int min = 0;          // bounds for integers (min also for seconds)
   int max = std::numeric_limits<int>::max();
+  const char* status = "";  // "" works; "no-op: why"; "refused: what to use instead" (values
+                            // other than the default are refused, see check_supported)
 };
+
+constexpr int kAny = std::numeric_limits<int>::max();
+
+// Gunicorn's settings beyond the core set below: accepted under their flag, config-file name
+// and YAML key. Those marked refused accept their default value only.
+const Setting kMoreSettings[] = {
+    {"worker_tmp_dir", "--worker-tmp-dir", &Config::worker_tmp_dir, "DIR",
+     "Gunicorn's heartbeat file folder; validated (a writable folder) and otherwise unused", 0,
+     kAny, "no-op: the heartbeat is shared memory, not a file; the folder is still validated"},
+    {"tmp_upload_dir", "", &Config::tmp_upload_dir, "DIR",
+     "Folder for temporary request data; validated and otherwise unused (as in Gunicorn)", 0,
+     kAny, "no-op: Gunicorn does not use it either; the folder is still validated"},
+    {"paste", "--paste,--paster", &Config::paste, "FILE",
+     "Load the app from a PasteDeploy ini file (config:FILE#name); needs python3-pastedeploy"},
+    {"raw_paste_global_conf", "--paste-global", &Config::raw_paste_global_conf, "KEY=VALUE",
+     "A global_conf variable for the PasteDeploy ini; repeatable"},
+    {"sendfile", "--no-sendfile{false}", &Config::sendfile, "",
+     "--no-sendfile: send wsgi.file_wrapper bodies by reading and writing instead of "
+     "sendfile(2) [default: sendfile on]"},
+    {"spew", "--spew", &Config::spew, "", "Trace every Python line executed (refused)", 0, kAny,
+     "refused: use a post_worker_init hook that calls sys.settrace, or python -X importtime"},
+    {"enable_stdio_inheritance", "-R,--enable-stdio-inheritance", &Config::enable_stdio_inheritance,
+     "", "Keep stdio when daemonised (accepted; stdio is inherited as it is)", 0, kAny,
+     "no-op: the workers always inherit the master's stdio; with --daemon it is /dev/null"},
+    {"strip_header_spaces", "--strip-header-spaces", &Config::strip_header_spaces, "",
+     "Strip spaces before a header's colon (refused when true)", 0, kAny,
+     "refused when true: a space before the colon is refused as RFC 9112 requires; fix the client"},
+    {"permit_obsolete_folding", "--permit-obsolete-folding", &Config::permit_obsolete_folding, "",
+     "Accept obsolete line folding in headers (refused when true)", 0, kAny,
+     "refused when true: obsolete folding is refused (RFC 9112); fix the client"},
+    {"casefold_http_method", "--casefold-http-method", &Config::casefold_http_method, "",
+     "Upper-case lower-case methods (refused when true)", 0, kAny,
+     "refused when true: methods are case-sensitive (RFC 9110); send upper-case methods"},
+    {"permit_unconventional_http_method", "--permit-unconventional-http-method",
+     &Config::permit_unconventional_http_method, "",
+     "Accept methods outside the usual set (refused when true)", 0, kAny,
+     "refused when true: alicorn's parser accepts the registered methods only"},
+    {"permit_unconventional_http_version", "--permit-unconventional-http-version",
+     &Config::permit_unconventional_http_version, "",
+     "Accept HTTP versions other than 1.0 and 1.1 (refused when true)", 0, kAny,
+     "refused when true: only HTTP/1.0 and HTTP/1.1 are served"},
+    {"tolerate_dangerous_framing", "--tolerate-dangerous-framing",
+     &Config::tolerate_dangerous_framing, "",
+     "Accept ambiguous Content-Length/Transfer-Encoding framing (refused when true)", 0, kAny,
+     "refused when true: ambiguous framing is how requests are smuggled; fix the client or proxy"},
+    {"header_map", "--header-map", &Config::header_map, "MODE",
+     "Headers with an underscore in the name: drop (the only mode) [default: drop]", 0, kAny,
+     "refused unless drop: underscored header names are dropped, so X_Forwarded_For cannot "
+     "spoof X-Forwarded-For"},
+    {"default_proc_name", "", &Config::default_proc_name, "NAME",
+     "Process name when proc_name is unset [default: the app spec]"},
+    {"logger_class", "--logger-class", &Config::logger_class, "CLASS",
+     "Gunicorn's logger class (only the default is accepted)", 0, kAny,
+     "refused unless gunicorn.glogging.Logger: alicorn logs in C++; use logconfig or the hooks"},
+    {"on_starting", "", kHook, "", "Hook on_starting(server): before the master starts"},
+    {"on_reload", "", kHook, "", "Hook on_reload(server): on HUP, before the new workers"},
+    {"when_ready", "", kHook, "", "Hook when_ready(server): the listeners are open"},
+    {"pre_fork", "", kHook, "", "Hook pre_fork(server, worker): before a worker is forked"},
+    {"post_fork", "", kHook, "", "Hook post_fork(server, worker): in the worker, after fork"},
+    {"post_worker_init", "", kHook, "",
+     "Hook post_worker_init(worker): in the worker, the app is loaded"},
+    {"worker_int", "", kHook, "", "Hook worker_int(worker): the worker got INT or QUIT"},
+    {"worker_abort", "", kHook, "", "Hook worker_abort(worker): the worker got ABRT (timeout)"},
+    {"pre_exec", "", kHook, "", "Hook pre_exec(server): before the new master is exec'd (USR2)"},
+    {"pre_request", "", kHook, "", "Hook pre_request(worker, req): before the app is called"},
+    {"post_request", "", kHook, "",
+     "Hook post_request(worker, req, environ, resp): the response is done (2 to 4 arguments)"},
+    {"child_exit", "", kHook, "", "Hook child_exit(server, worker): in the master, a worker exited"},
+    {"worker_exit", "", kHook, "", "Hook worker_exit(server, worker): in the worker, as it exits"},
+    {"nworkers_changed", "", kHook, "",
+     "Hook nworkers_changed(server, new_value, old_value): the worker count changed"},
+    {"on_exit", "", kHook, "", "Hook on_exit(server): the master is exiting"},
+    {"ssl_context", "", kHook, "",
+     "Hook ssl_context(config, default_ssl_context_factory): accepted; called once TLS is "
+     "served", 0, kAny, "no-op until TLS is served by the core"},
+};
+
 
 const Setting kSettings[] = {
     {"wsgi_app", "APP_MODULE", &Config::wsgi_app, "",
@@ -145,12 +228,27 @@ const ActionFlag kActions[] = {
 constexpr const char* kDescription =
     "alicorn: a pre-fork WSGI HTTP server with pluggable worker classes";
 constexpr const char* kCmdArgsVar = "ALICORN_CMD_ARGS";
+constexpr const char* kGunicornCmdArgsVar = "GUNICORN_CMD_ARGS";
+constexpr const char* kDefaultConfigFile = "gunicorn.conf.py";
+
+// Every setting: the core table, then the others.
+const std::vector<const Setting*>& all_settings() {
+  static const std::vector<const Setting*> all = [] {
+    std::vector<const Setting*> v;
+    for (const auto& s : kSettings) v.push_back(&s);
+    for (const auto& s : kMoreSettings) v.push_back(&s);
+    return v;
+  }();
+  return all;
+}
 
 const Setting* find_setting(std::string_view name) {
-  for (const auto& s : kSettings)
-    if (name == s.name) return &s;
+  for (const Setting* s : all_settings())
+    if (name == s->name) return s;
   return nullptr;
 }
+
+bool is_hook(const Setting& s) { return std::holds_alternative<HookSlot>(s.field); }
 
 bool is_list(const Setting& s) {
   return std::holds_alternative<std::vector<std::string> Config::*>(s.field) ||
@@ -165,6 +263,7 @@ struct Raw {
   std::vector<std::string> values;  // every occurrence in that layer, in order
   bool null = false;                // YAML null: unset an optional setting
   std::string source;               // "" for the command line, else the file or variable
+  std::string origin = "cli";       // for --print-config: default, file, env, cli (+ detail)
 };
 using Layer = std::map<std::string, Raw>;  // by setting name
 
@@ -250,7 +349,8 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
             c.*f = *b;
           },
           [&](std::string Config::*f) {
-            c.*f = to_text(s, last);
+            c.*f = f == &Config::default_proc_name ? last : to_text(s, last);
+            if (f == &Config::worker_class) c.*f = map_worker_class(c.*f);
             if (f == &Config::loglevel) {
               c.*f = lower(c.*f);
               static const char* const levels[] = {"debug", "info", "warning", "error", "critical"};
@@ -298,8 +398,40 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
               (c.*f)[key] = value;
             }
           },
+          [&](HookSlot) { c.server_hooks[s.name] = last; },
       },
       s.field);
+}
+
+// Settings accepted with their default only (see their status in kMoreSettings).
+void check_supported(const Config& c, const std::map<std::string, std::string>& sources) {
+  auto refuse = [&](const char* name, const std::string& value) {
+    const Setting* s = find_setting(name);
+    std::string status = s->status;
+    auto colon = status.find(": ");
+    std::string why = colon == std::string::npos ? status : status.substr(colon + 2);
+    auto it = sources.find(name);
+    std::string where = it != sources.end() && it->second.rfind("file ", 0) == 0
+                            ? it->second.substr(5) + ": "
+                            : "";
+    throw ConfigError(fmt::format("{}{}: '{}' is not supported by alicorn: {}", where, name,
+                                  value, why));
+  };
+  const std::pair<const char*, bool> flags[] = {
+      {"spew", c.spew},
+      {"strip_header_spaces", c.strip_header_spaces},
+      {"permit_obsolete_folding", c.permit_obsolete_folding},
+      {"casefold_http_method", c.casefold_http_method},
+      {"permit_unconventional_http_method", c.permit_unconventional_http_method},
+      {"permit_unconventional_http_version", c.permit_unconventional_http_version},
+      {"tolerate_dangerous_framing", c.tolerate_dangerous_framing},
+  };
+  for (const auto& [name, on] : flags)
+    if (on) refuse(name, "true");
+  if (lower(c.header_map) != "drop") refuse("header_map", c.header_map);
+  if (c.logger_class != "gunicorn.glogging.Logger" && c.logger_class != "glogging.Logger" &&
+      c.logger_class != "simple")
+    refuse("logger_class", c.logger_class);
 }
 
 // ---- command line and ALICORN_CMD_ARGS ----------------------------------------------------
@@ -322,19 +454,26 @@ ParsedArgs parse_args(const std::string& program, std::vector<std::string> args,
   app.allow_extras();
   app.set_help_flag("-h,--help", "Show this message and exit");
   app.footer(
-      "Settings are also read from a YAML file (-c, keys are the setting names, e.g. workers: 4) "
-      "and from $ALICORN_CMD_ARGS; the command line wins over both, the variable over the file.");
+      "Settings are also read from a config file (-c: Python like Gunicorn's gunicorn.conf.py, "
+      "python:MODULE, or YAML for .yaml/.yml; ./gunicorn.conf.py when there is no -c) and from "
+      "$GUNICORN_CMD_ARGS and $ALICORN_CMD_ARGS; the command line wins over them, the "
+      "variables over the file.");
 
-  auto* config = single_value(app.add_option("-c,--config", "YAML configuration file"))
+  auto* config = single_value(app.add_option(
+                     "-c,--config", "Config file: Python (gunicorn.conf.py), python:MODULE, or "
+                                    "YAML (.yaml, .yml) [default: ./gunicorn.conf.py if present]"))
                      ->type_name("FILE");
   std::vector<CLI::Option*> action_opts;
   for (const auto& a : kActions)
     action_opts.push_back(app.add_flag(a.flags)->description(a.help)->disable_flag_override());
   std::vector<CLI::Option*> setting_opts;
-  for (const auto& s : kSettings) {
-    bool flag = std::holds_alternative<bool Config::*>(s.field);
-    CLI::Option* o = flag ? app.add_flag(s.flags) : single_value(app.add_option(s.flags));
-    setting_opts.push_back(o->description(s.help)->type_name(s.metavar));
+  std::vector<const Setting*> with_flags;
+  for (const Setting* s : all_settings()) {
+    if (*s->flags == '\0') continue;  // config-file only (hooks, tmp_upload_dir, ...)
+    bool flag = std::holds_alternative<bool Config::*>(s->field);
+    CLI::Option* o = flag ? app.add_flag(s->flags) : single_value(app.add_option(s->flags));
+    setting_opts.push_back(o->description(s->help)->type_name(s->metavar));
+    with_flags.push_back(s);
   }
 
   // CLI11 reads "--pid=" as "--pid" and takes the next word as its value: make it an empty
@@ -372,9 +511,10 @@ ParsedArgs parse_args(const std::string& program, std::vector<std::string> args,
   if (config->count() > 0) out.config = config->results().back();
   for (size_t i = 0; i < std::size(kActions) && !out.action; ++i)
     if (action_opts[i]->count() > 0) out.action = kActions[i].action;
-  for (size_t i = 0; i < std::size(kSettings); ++i)
+  for (size_t i = 0; i < with_flags.size(); ++i)
     if (setting_opts[i]->count() > 0)
-      out.layer[kSettings[i].name] = Raw{setting_opts[i]->results(), false, source};
+      out.layer[with_flags[i]->name] = Raw{setting_opts[i]->results(), false, source,
+                                           source.empty() ? "cli" : "env " + source};
   return out;
 }
 
@@ -417,17 +557,20 @@ Layer read_yaml(const std::string& path) {
     const Setting* s = find_setting(key);
     if (!s) {
       std::string known;
-      for (const auto& k : kSettings) known += std::string(known.empty() ? "" : ", ") + k.name;
-      std::string dashed = key;
-      std::replace(dashed.begin(), dashed.end(), '-', '_');
-      if (find_setting(dashed))
+      for (const Setting* k : all_settings())
+        if (!is_hook(*k)) known += std::string(known.empty() ? "" : ", ") + k->name;
+      std::string near = closest_setting(key);
+      if (!near.empty())
         throw ConfigError(
-            fmt::format("{}: unknown setting '{}' (did you mean '{}'?)", path, key, dashed));
+            fmt::format("{}: unknown setting '{}' (did you mean '{}'?)", path, key, near));
       throw ConfigError(
           fmt::format("{}: unknown setting '{}' (expected one of: {})", path, key, known));
     }
+    if (is_hook(*s))
+      throw ConfigError(fmt::format("{}: {}: a server hook is a Python function; define it in a "
+                                    "Python config file (gunicorn.conf.py)", path, key));
     const YAML::Node& v = kv.second;
-    Raw raw{{}, false, path};
+    Raw raw{{}, false, path, "file " + path};
     auto wrong_type = [&](const char* expected) {
       return ConfigError(
           fmt::format("{}: {}: expected {}, got {}", path, key, expected, node_kind(v)));
@@ -459,6 +602,179 @@ Layer read_yaml(const std::string& path) {
   return layer;
 }
 
+// ---- Python config file ------------------------------------------------------------------
+
+PythonConfigReader& python_reader() {
+  static PythonConfigReader reader;
+  return reader;
+}
+
+const char* kind_name(const FileValue& v) {
+  switch (v.kind) {
+    case FileValue::Kind::None: return "None";
+    case FileValue::Kind::Bool: return "a bool";
+    case FileValue::Kind::Int: return "an int";
+    case FileValue::Kind::Float: return "a float";
+    case FileValue::Kind::Str: return "a str";
+    case FileValue::Kind::List: return "a list";
+    case FileValue::Kind::Dict: return "a dict";
+    case FileValue::Kind::Callable: return "a callable";
+    default: return "an object";
+  }
+}
+
+std::string number_text(const FileValue& v) {
+  if (v.kind == FileValue::Kind::Int) return std::to_string(v.i);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.f);
+  return std::string(buf, ec == std::errc() ? end : buf);
+}
+
+// One module-level value converted to the text a layer holds, with Gunicorn's leniency where it
+// has it (an int setting takes "4" as well as 4; a list setting takes one string) and a
+// message naming the setting and the Python type otherwise.
+Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
+  Raw raw{{}, false, path, "file " + path};
+  using K = FileValue::Kind;
+  auto wrong = [&](const char* expected) {
+    std::string shown = v.kind == K::Str ? "'" + v.text + "'" : v.text;
+    return ConfigError(fmt::format("{}: {}: expected {}, got {}{}", path, s.name, expected,
+                                   kind_name(v), shown.empty() ? "" : " (" + shown + ")"));
+  };
+  auto scalar_text = [&](const FileValue& item, const char* expected) -> std::string {
+    if (item.kind == K::Str) return item.text;
+    if (item.kind == K::Int || item.kind == K::Float) return number_text(item);
+    throw wrong(expected);
+  };
+  std::visit(
+      overloaded{
+          [&](int Config::*f) {
+            if (v.kind == K::Float && std::floor(v.f) == v.f) raw.values.push_back(number_text(v));
+            else if (v.kind == K::Int || v.kind == K::Str)
+              raw.values.push_back(f == &Config::umask && v.kind == K::Int
+                                       ? fmt::format("0{:o}", v.i)
+                                       : scalar_text(v, ""));
+            else throw wrong("an integer");
+          },
+          [&](double Config::*) {
+            if (v.kind == K::Int || v.kind == K::Float || v.kind == K::Str)
+              raw.values.push_back(scalar_text(v, ""));
+            else throw wrong("a number of seconds");
+          },
+          [&](bool Config::*) {
+            if (v.kind == K::Bool) raw.values.push_back(v.b ? "true" : "false");
+            else if (v.kind == K::Str) raw.values.push_back(v.text);
+            else throw wrong("True or False");
+          },
+          [&](std::string Config::*) {
+            if (v.kind != K::Str) throw wrong("a string");
+            raw.values.push_back(v.text);
+          },
+          [&](std::optional<std::string> Config::*f) {
+            if (v.kind == K::None) raw.null = true;
+            else if (v.kind == K::Str) raw.values.push_back(v.text);
+            else if (v.kind == K::Int && (f == &Config::user || f == &Config::group))
+              raw.values.push_back(std::to_string(v.i));
+            else throw wrong("a string");
+          },
+          [&](std::vector<std::string> Config::*) {
+            if (v.kind == K::Str) raw.values.push_back(v.text);
+            else if (v.kind == K::List)
+              for (const auto& item : v.items) raw.values.push_back(scalar_text(item, "a list of strings"));
+            else if (v.kind != K::None) throw wrong("a string or a list of strings");
+          },
+          [&](std::vector<BindAddress> Config::*) {
+            if (v.kind == K::Str) raw.values.push_back(v.text);
+            else if (v.kind == K::List)
+              for (const auto& item : v.items) {
+                if (item.kind != K::Str) throw wrong("a list of address strings");
+                raw.values.push_back(item.text);
+              }
+            else throw wrong("an address string or a list of them");
+          },
+          [&](StringMap Config::*) {
+            if (v.kind == K::Str) raw.values.push_back(v.text);
+            else if (v.kind == K::List)
+              for (const auto& item : v.items) {
+                if (item.kind != K::Str) throw wrong("a list of KEY=VALUE strings");
+                raw.values.push_back(item.text);
+              }
+            else if (v.kind == K::Dict)
+              for (const auto& [key, item] : v.entries)
+                raw.values.push_back(key + "=" + scalar_text(item, "a dict of strings"));
+            else if (v.kind != K::None) throw wrong("a list of KEY=VALUE strings or a dict");
+          },
+          [&](HookSlot) {
+            if (v.kind != K::Callable) throw wrong("a callable (a function)");
+            raw.values.push_back(v.text);
+          },
+      },
+      s.field);
+  if (v.kind == K::Callable && !is_hook(s)) throw wrong("a value, not a callable");
+  return raw;
+}
+
+Layer read_python(const std::string& spec, const std::optional<std::string>& virtualenv,
+                  const std::vector<std::string>& argv, std::vector<std::string>& warnings,
+                  std::optional<Action>& action) {
+  if (spec.rfind("python:", 0) != 0) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(spec, ec))
+      throw ConfigError(fmt::format("{}: cannot read config file: it is a directory", spec));
+    if (!std::filesystem::exists(spec, ec))
+      throw ConfigError(fmt::format("{}: cannot read config file: it does not exist", spec));
+  }
+  if (!python_reader())
+    throw ConfigError(fmt::format("{}: Python config files need the embedded interpreter "
+                                  "(use a .yaml file here)", spec));
+  FileNames names = python_reader()(spec, virtualenv, argv);
+  Layer layer;
+  for (const auto& [name, value] : names) {
+    // Gunicorn's check_config / print_config are settings too: true asks for that action.
+    if (name == "check_config" || name == "print_config") {
+      if (value.kind != FileValue::Kind::Bool)
+        throw ConfigError(fmt::format("{}: {}: expected True or False, got {}", spec, name,
+                                      kind_name(value)));
+      if (value.b && !action)
+        action = name == "check_config" ? Action::CheckConfig : Action::PrintConfig;
+      continue;
+    }
+    const Setting* s = find_setting(name);
+    if (s == nullptr) {
+      std::string near = closest_setting(name);
+      if (!near.empty())
+        warnings.push_back(fmt::format("{}: '{}' is not a setting; did you mean '{}'? (ignored)",
+                                       spec, name, near));
+      continue;  // as in Gunicorn, other module-level names are the file's own business
+    }
+    if (name == "wsgi_app" && value.kind == FileValue::Kind::Callable)
+      throw ConfigError(fmt::format("{}: wsgi_app: expected a string naming the app "
+                                    "(\"module:app\"), got a callable", spec));
+    layer[s->name] = python_raw(*s, value, spec);
+  }
+  return layer;
+}
+
+bool is_yaml_path(const std::string& path) {
+  auto ext = lower(std::filesystem::path(path).extension().string());
+  return ext == ".yaml" || ext == ".yml";
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
 // ---- defaults that come from the environment ----------------------------------------------
 
 Layer default_layer(const Environment& env) {
@@ -467,12 +783,17 @@ Layer default_layer(const Environment& env) {
     return it == env.end() || it->second.empty() ? nullptr : &it->second;
   };
   Layer layer;
-  if (const auto* port = get("PORT")) layer["bind"] = Raw{{"0.0.0.0:" + *port}, false, "PORT"};
-  else layer["bind"] = Raw{{"127.0.0.1:8000"}, false, ""};
+  if (const auto* port = get("PORT"))
+    layer["bind"] = Raw{{"0.0.0.0:" + *port}, false, "PORT", "env PORT"};
+  else layer["bind"] = Raw{{"127.0.0.1:8000"}, false, "", "default"};
   if (const auto* n = get("WEB_CONCURRENCY"))
-    layer["workers"] = Raw{{*n}, false, "WEB_CONCURRENCY"};
+    layer["workers"] = Raw{{*n}, false, "WEB_CONCURRENCY", "env WEB_CONCURRENCY"};
   if (const auto* venv = get("VIRTUAL_ENV"))
-    layer["virtualenv"] = Raw{{*venv}, false, "VIRTUAL_ENV"};
+    layer["virtualenv"] = Raw{{*venv}, false, "VIRTUAL_ENV", "env VIRTUAL_ENV"};
+  // As in Gunicorn, FORWARDED_ALLOW_IPS is that setting's default (when the setting exists).
+  if (const auto* ips = get("FORWARDED_ALLOW_IPS"); ips && find_setting("forwarded_allow_ips"))
+    layer["forwarded_allow_ips"] =
+        Raw{{*ips}, false, "FORWARDED_ALLOW_IPS", "env FORWARDED_ALLOW_IPS"};
   return layer;
 }
 
@@ -506,28 +827,78 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
 
   ParsedArgs cli = parse_args(program, {argv + std::min(argc, 1), argv + std::max(argc, 0)}, "");
   if (answers_at_once(cli)) return out;
-  ParsedArgs from_env;
+  // GUNICORN_CMD_ARGS (as Gunicorn), then ALICORN_CMD_ARGS over it; both over the file.
+  ParsedArgs from_gunicorn_env, from_env;
+  if (auto it = env.find(kGunicornCmdArgsVar); it != env.end())
+    try {
+      from_gunicorn_env = parse_args(program, shell_split(it->second), kGunicornCmdArgsVar);
+    } catch (const ConfigError& e) {
+      std::string what = e.what();
+      if (what.rfind(kCmdArgsVar, 0) == 0) what = kGunicornCmdArgsVar + what.substr(std::strlen(kCmdArgsVar));
+      throw ConfigError(what);
+    }
   if (auto it = env.find(kCmdArgsVar); it != env.end())
     from_env = parse_args(program, shell_split(it->second), kCmdArgsVar);
   if (!cli.action && answers_at_once(from_env)) return out;
-  out.action = cli.action.value_or(from_env.action.value_or(Action::Serve));
+  if (!cli.action && !from_env.action && answers_at_once(from_gunicorn_env)) return out;
+  out.action = cli.action.value_or(
+      from_env.action.value_or(from_gunicorn_env.action.value_or(Action::Serve)));
 
   Config& config = out.config;
-  config.config = cli.config ? cli.config : from_env.config;
+  config.config = cli.config ? cli.config : from_env.config ? from_env.config
+                                                            : from_gunicorn_env.config;
+  std::error_code ec;
+  if (!config.config && std::filesystem::is_regular_file(kDefaultConfigFile, ec))
+    config.config = std::string("./") + kDefaultConfigFile;  // as Gunicorn: ./gunicorn.conf.py
   Layer merged = default_layer(env);
-  Layer file = config.config ? read_yaml(*config.config) : Layer{};
-  for (Layer* layer : {&file, &from_env.layer, &cli.layer})
+  Layer file;
+  if (config.config && is_yaml_path(*config.config)) {
+    file = read_yaml(*config.config);
+  } else if (config.config) {
+    // The interpreter starts before the file runs, in the virtualenv named so far.
+    std::optional<std::string> venv;
+    for (Layer* layer : {&merged, &from_gunicorn_env.layer, &from_env.layer, &cli.layer})
+      if (auto it = layer->find("virtualenv"); it != layer->end() && !it->second.values.empty())
+        venv = it->second.values.back();
+    std::vector<std::string> args(argv, argv + std::max(argc, 0));
+    std::optional<Action> file_action;
+    file = read_python(*config.config, venv, args, out.warnings, file_action);
+    config.config_is_python = true;
+    if (file_action && !cli.action && !from_env.action && !from_gunicorn_env.action)
+      out.action = *file_action;
+  }
+  for (Layer* layer : {&file, &from_gunicorn_env.layer, &from_env.layer, &cli.layer})
     for (auto& [name, raw] : *layer) merged[name] = std::move(raw);
 
-  for (const auto& s : kSettings) {
+  for (const Setting* sp : all_settings()) {
+    const Setting& s = *sp;
     auto it = merged.find(s.name);
     if (it == merged.end()) continue;
+    out.sources[s.name] = it->second.origin;
     try {
       apply(config, s, it->second);
     } catch (const ConfigError& e) {
       if (it->second.source.empty()) throw;
-      throw ConfigError(it->second.source + ": " + e.what());
+      std::string what = e.what();
+      // A Python file's own messages already start with its path.
+      if (what.rfind(it->second.source + ": ", 0) == 0) throw;
+      throw ConfigError(it->second.source + ": " + what);
     }
+  }
+  check_supported(config, out.sources);
+  if (config.paste) {  // --paste names the app (and wins over wsgi_app, as in Gunicorn)
+    std::string file = *config.paste, name;
+    if (auto hash = file.find('#'); hash != std::string::npos)
+      name = file.substr(hash), file = file.substr(0, hash);
+    std::error_code exists_ec;
+    if (!std::filesystem::is_regular_file(file, exists_ec))
+      throw ConfigError(fmt::format("paste: '{}' is not a file (expected a PasteDeploy .ini)",
+                                    file));
+    AppSpec spec;
+    spec.spec = "paste:" + *config.paste;
+    spec.paste_file = std::filesystem::absolute(file).string() + name;
+    spec.paste_global_conf = config.raw_paste_global_conf;
+    config.app = spec;
   }
   // As in Gunicorn: the sync worker with more than one thread means the threaded worker.
   if (config.worker_class == "sync" && config.threads > 1) config.worker_class = "gthread";
@@ -537,10 +908,77 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
   return out;
 }
 
-std::string to_yaml(const Config& config) {
+void set_python_config_reader(PythonConfigReader reader) { python_reader() = std::move(reader); }
+
+std::string closest_setting(const std::string& name) {
+  std::string dashed = lower(name);
+  std::replace(dashed.begin(), dashed.end(), '-', '_');
+  if (dashed != name && find_setting(dashed)) return dashed;
+  // The name of a flag for the setting: `preload` for preload_app (--preload), `pid` for pidfile.
+  std::string flag = "--" + dashed;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  for (const Setting* s : all_settings()) {
+    std::string_view flags = s->flags;
+    while (!flags.empty()) {
+      auto comma = flags.find(',');
+      std::string_view one = flags.substr(0, comma);
+      if (auto brace = one.find('{'); brace != std::string_view::npos) one = one.substr(0, brace);
+      if (one == flag) return s->name;
+      flags = comma == std::string_view::npos ? "" : flags.substr(comma + 1);
+    }
+  }
+  if (name.size() < 4) return "";
+  std::string best;
+  size_t best_distance = name.size() >= 8 ? 3 : 2;  // closer than this
+  for (const Setting* s : all_settings()) {
+    size_t d = edit_distance(dashed, s->name);
+    if (d < best_distance) best_distance = d, best = s->name;
+  }
+  return best;
+}
+
+std::string map_worker_class(const std::string& name) {
+  std::string n = name;
+  for (const char* prefix : {"egg:gunicorn#", "gunicorn.workers."})
+    if (n.rfind(prefix, 0) == 0) n = n.substr(std::strlen(prefix));
+  static const std::pair<const char*, const char*> kSame[] = {
+      {"sync", "sync"},       {"sync.SyncWorker", "sync"}, {"gthread", "gthread"},
+      {"gthread.ThreadWorker", "gthread"}, {"uv", "uv"}};
+  for (const auto& [from, to] : kSame)
+    if (n == from) return to;
+  struct Refused {
+    const char* name;
+    const char* advice;
+  };
+  static const Refused kRefused[] = {
+      {"gevent", "use uv: one event loop per worker serving many connections, no monkey-patching"},
+      {"ggevent.GeventWorker", "use uv: one event loop per worker serving many connections"},
+      {"gevent_wsgi", "use uv"}, {"gevent_pywsgi", "use uv"},
+      {"ggevent.GeventPyWSGIWorker", "use uv"},
+      {"eventlet", "use uv: one event loop per worker serving many connections"},
+      {"geventlet.EventletWorker", "use uv"},
+      {"tornado", "use uv (or gthread for a blocking app)"},
+      {"gtornado.TornadoWorker", "use uv (or gthread for a blocking app)"},
+      {"uvicorn.workers.UvicornWorker",
+       "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
+      {"uvicorn.workers.UvicornH11Worker",
+       "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
+      {"uvicorn_worker.UvicornWorker",
+       "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
+  };
+  for (const auto& r : kRefused)
+    if (n == r.name)
+      throw ConfigError(fmt::format("worker_class: '{}' is not available in alicorn: {}", name,
+                                    r.advice));
+  return name;
+}
+
+std::string to_yaml(const Config& config, const std::map<std::string, std::string>* sources) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-  for (const auto& s : kSettings) {
+  for (const Setting* sp : all_settings()) {
+    const Setting& s = *sp;
+    if (is_hook(s)) continue;  // not something YAML holds: listed as comments below
     out << YAML::Key << s.name << YAML::Value;
     std::visit(overloaded{
                    [&](int Config::*f) {
@@ -566,11 +1004,44 @@ std::string to_yaml(const Config& config) {
                      out << YAML::EndSeq;
                    },
                    [&](StringMap Config::*f) { out << config.*f; },
+                   [&](HookSlot) {},
                },
                s.field);
   }
   out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  std::string text = std::string(out.c_str()) + "\n";
+  if (sources) {
+    // Each setting's line is preceded by "# from <source>" (default, file PATH, env VAR, cli),
+    // so the YAML itself stays as it reads back.
+    std::string annotated;
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      auto nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl == std::string_view::npos ? rest.size() : nl + 1);
+      rest.remove_prefix(line.size());
+      auto colon = line.find(':');
+      if (colon != std::string_view::npos && !line.empty() && line[0] != ' ' && line[0] != '#') {
+        std::string name(line.substr(0, colon));
+        if (find_setting(name)) {
+          auto it = sources->find(name);
+          annotated += "# from " + (it == sources->end() ? std::string("default") : it->second) +
+                       "\n";
+        }
+      }
+      annotated += line;
+    }
+    text = annotated;
+    for (const Setting* sp : all_settings()) {
+      if (!is_hook(*sp)) continue;
+      auto it = config.server_hooks.find(sp->name);
+      auto src = sources->find(sp->name);
+      text += it == config.server_hooks.end()
+                  ? fmt::format("# hook {}: not set (from default)\n", sp->name)
+                  : fmt::format("# hook {}: {} (from {})\n", sp->name, it->second,
+                                src == sources->end() ? "file" : src->second);
+    }
+  }
+  return text;
 }
 
 namespace {
@@ -608,7 +1079,9 @@ bool all_digits(const std::string& s) {
 std::string to_json(const Config& config) {
   std::string out = "{";
   bool first = true;
-  for (const auto& s : kSettings) {
+  for (const Setting* sp : all_settings()) {
+    const Setting& s = *sp;
+    if (is_hook(s)) continue;
     out += first ? "" : ", ";
     first = false;
     out += json_string(s.name) + ": ";
@@ -639,6 +1112,7 @@ std::string to_json(const Config& config) {
                      }
                      out += "}";
                    },
+                   [&](HookSlot) {},
                },
                s.field);
   }
@@ -699,7 +1173,12 @@ int parse_umask(const std::string& text) {
 
 std::vector<SettingInfo> describe_settings() {
   std::vector<SettingInfo> out;
-  for (const auto& s : kSettings) out.push_back({s.name, s.flags, s.metavar, s.help});
+  for (const Setting* s : all_settings()) {
+    std::string flags = s->flags;
+    if (auto brace = flags.find('{'); brace != std::string::npos)  // --no-sendfile{false}
+      flags.erase(brace, flags.find('}') - brace + 1);
+    out.push_back({s->name, flags, s->metavar, s->help, s->status});
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -77,7 +78,29 @@ struct Config {
   std::string errorlog = "-";            // --error-logfile/--log-file ("-" = stderr)
   std::string loglevel = "info";         // --log-level: debug, info, warning, error, critical
 
-  std::optional<std::string> config;     // --config/-c: the YAML file that was read
+  std::optional<std::string> config;     // --config/-c: the config file that was read (YAML,
+                                         // Python, or python:MODULE); ./gunicorn.conf.py if any
+  bool config_is_python = false;         // it was run as Python, in the master
+
+  // More of Gunicorn's settings (docs/configuration.md gives each one's status)
+  std::optional<std::string> worker_tmp_dir;  // --worker-tmp-dir: validated, else a no-op
+  std::optional<std::string> tmp_upload_dir;  // validated, else a no-op (unused in Gunicorn too)
+  std::optional<std::string> paste;      // --paste/--paster: PasteDeploy ini naming the app
+  std::map<std::string, std::string> raw_paste_global_conf;  // --paste-global KEY=VALUE
+  bool sendfile = true;                  // --no-sendfile turns it off
+  bool spew = false;                     // --spew: refused (see configuration.md)
+  bool enable_stdio_inheritance = false; // -R: a no-op (stdio is inherited unless --daemon)
+  bool strip_header_spaces = false;      // only the RFC 9112 behaviour (false) is accepted
+  bool permit_obsolete_folding = false;  // likewise
+  bool casefold_http_method = false;     // likewise
+  bool permit_unconventional_http_method = false;   // likewise
+  bool permit_unconventional_http_version = false;  // likewise
+  bool tolerate_dangerous_framing = false;          // likewise
+  std::string header_map = "drop";       // --header-map: only drop (underscored names dropped)
+  std::string default_proc_name = "";    // the process name when proc_name is unset
+  std::string logger_class = "gunicorn.glogging.Logger";  // only the default is accepted
+  // Server hooks defined in a Python config file: hook name -> the callable's repr.
+  std::map<std::string, std::string> server_hooks;
 
   bool operator==(const Config&) const = default;
 };
@@ -96,7 +119,43 @@ struct LoadedConfig {
   Config config;
   Action action = Action::Serve;
   std::string help_text;  // filled for Action::Help
+  // Where each setting's value came from: "default", "file <path>", "env GUNICORN_CMD_ARGS",
+  // "env PORT", "cli". Settings missing here have their built-in default.
+  std::map<std::string, std::string> sources;
+  // Names in a config file that look like typos of a setting ("workers" for "worker"): one
+  // line each, logged as warnings once the logs are set up.
+  std::vector<std::string> warnings;
 };
+
+// A value read from a Python config file, converted from the Python object.
+struct FileValue {
+  enum class Kind { None, Bool, Int, Float, Str, List, Dict, Callable, Other };
+  Kind kind = Kind::None;
+  bool b = false;
+  long long i = 0;
+  double f = 0;
+  std::string text;       // Str: the string; Callable and Other: repr()
+  std::string type_name;  // the Python type's name, for messages
+  std::vector<FileValue> items;                            // List (list, tuple, set)
+  std::vector<std::pair<std::string, FileValue>> entries;  // Dict (keys as str())
+};
+using FileNames = std::vector<std::pair<std::string, FileValue>>;
+
+// Runs a Python config file (a path, or python:MODULE) and gives its module-level names. Set by
+// the embedding side (python/config_file.cpp); `virtualenv` is the one resolved so far (command
+// line, environment) for starting the interpreter. Throws ConfigError (with the traceback).
+using PythonConfigReader = std::function<FileNames(
+    const std::string& spec, const std::optional<std::string>& virtualenv,
+    const std::vector<std::string>& argv)>;
+void set_python_config_reader(PythonConfigReader reader);
+
+// The worker class a name means: Gunicorn's class paths and egg: names map to ours ("sync",
+// "gthread"); gevent, eventlet, tornado and the uvicorn workers throw ConfigError naming the
+// closest alicorn worker; anything else is returned as given (a plugin name or a .so path).
+std::string map_worker_class(const std::string& name);
+
+// Close matches among the setting names, for "did you mean" warnings ("" when none).
+std::string closest_setting(const std::string& name);
 
 // The process environment as a map (so tests can pass their own).
 using Environment = std::map<std::string, std::string>;
@@ -105,8 +164,10 @@ Environment current_environment();
 // Resolve the four layers. argv[0] is the program name. Throws ConfigError.
 LoadedConfig load_config(int argc, const char* const* argv, const Environment& env);
 
-// Render every setting as YAML that load_config would read back to the same Config.
-std::string to_yaml(const Config& config);
+// Render every setting as YAML that load_config would read back to the same Config. With
+// `sources`, each line ends with a comment saying where the value came from.
+std::string to_yaml(const Config& config,
+                    const std::map<std::string, std::string>* sources = nullptr);
 
 // Every setting as one JSON object (setting name -> value), for the hooks' server.cfg.
 std::string to_json(const Config& config);
@@ -131,6 +192,7 @@ struct SettingInfo {
   std::string flags;    // e.g. "-k,--worker-class" (or the positional's name)
   std::string metavar;  // e.g. "CLASS"; "" for a boolean flag
   std::string help;     // one line, ending with "[default: ...]" where there is one
+  std::string status;   // "" (works), "no-op: why", "refused: what to use instead"
 };
 std::vector<SettingInfo> describe_settings();
 

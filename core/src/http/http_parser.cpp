@@ -247,7 +247,7 @@ int RequestParser::on_url(llhttp_t* p, const char* at, size_t len) {
 }
 
 // Header callbacks. After the headers (trailers of a chunked body) fields are checked against the
-// limits but not stored: WSGI has no place for them.
+// limits but not stored: the application interface has no place for them.
 int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* r = self(p);
   if (!r->field_open_) {

@@ -1,4 +1,5 @@
 #include "master/arbiter.hpp"
+#include "master/config_stage.hpp"
 #include "util/clock.hpp"
 
 #include <fcntl.h>
@@ -110,7 +111,9 @@ Arbiter::~Arbiter() {
 
 std::string Arbiter::proc_name() const {
   if (config_.proc_name) return *config_.proc_name;
+  if (!config_.default_proc_name.empty()) return config_.default_proc_name;
   if (config_.wsgi_app) return *config_.wsgi_app;
+  if (config_.app) return config_.app->spec;
   return "alicorn";
 }
 
@@ -453,64 +456,20 @@ void Arbiter::reload() {
     log::error().error("Reloading the configuration failed: {}; keeping the current one", why);
   };
 
-  Environment env = base_environment();
-  std::vector<const char*> argv;
-  for (const auto& a : start_.argv) argv.push_back(a.c_str());
-  argv.push_back(nullptr);
-  LoadedConfig loaded;
+  // The settings cycle of startup (config_stage.hpp): read, validate, stage; then commit.
+  StagedConfig staged;
   try {
-    loaded = load_config(static_cast<int>(start_.argv.size()), argv.data(), env);
-  } catch (const ConfigError& e) {
+    staged = validate_and_stage(read_settings(start_.argv, base_environment()), &config_);
+    stage_logs(staged.loaded.config, &config_);
+  } catch (const std::exception& e) {  // ConfigError or StageError
     keep(e.what());
     ready_pending_ = true;
     return;
   }
-  Config next = std::move(loaded.config);
-  if (!next.app) {
-    keep("no application");
-    ready_pending_ = true;
-    return;
-  }
-  Identity next_identity;
-  try {
-    next_identity = resolve_identity(next);
-  } catch (const ConfigError& e) {
-    keep(e.what());
-    ready_pending_ = true;
-    return;
-  }
-  if (identity_changes(next_identity) && ::geteuid() != 0) {
-    keep("user/group: switching needs the master to run as root");
-    ready_pending_ = true;
-    return;
-  }
-  Plugin next_plugin;
-  bool new_plugin = next.worker_class != config_.worker_class;
-  if (new_plugin) {
-    try {
-      const char* path = std::getenv("ALICORN_PLUGIN_PATH");
-      next_plugin = load_plugin(next.worker_class, path ? path : "");
-    } catch (const PluginError& e) {
-      keep(e.what());
-      ready_pending_ = true;
-      return;
-    }
-  }
-  try {
-    log::setup_error_log(next.errorlog, next.loglevel);
-    log::setup_access_log(next.accesslog.value_or(""));
-    set_access_log_format(next.access_log_format);
-  } catch (const std::exception& e) {
-    try {
-      log::setup_error_log(config_.errorlog, config_.loglevel);
-      log::setup_access_log(config_.accesslog.value_or(""));
-      set_access_log_format(config_.access_log_format);
-    } catch (...) {
-    }
-    keep(std::string("errorlog/accesslog: ") + e.what());
-    ready_pending_ = true;
-    return;
-  }
+  Config next = std::move(staged.loaded.config);
+  Identity next_identity = staged.identity;
+  bool new_plugin = staged.plugin.has_value();
+  for (const auto& warning : staged.loaded.warnings) log::error().warn("{}", warning);
   if (systemd_) {
     if (bind_texts(next.bind) != bind_texts(config_.bind))
       log::error().info("Listening on the sockets systemd passed; bind is ignored");
@@ -530,14 +489,11 @@ void Arbiter::reload() {
   }
 
   // Committed from here on.
-  for (const auto& [key, value] : config_.raw_env) {
-    auto it = start_.env.find(key);
-    if (it != start_.env.end()) ::setenv(key.c_str(), it->second.c_str(), 1);
-    else ::unsetenv(key.c_str());
+  try {
+    commit_settings(next, &config_, start_.env, start_.argv);
+  } catch (const StageError& e) {
+    log::error().error("{}", e.what());
   }
-  for (const auto& [key, value] : next.raw_env) ::setenv(key.c_str(), value.c_str(), 1);
-  if (next.chdir && ::chdir(next.chdir->c_str()) != 0)
-    log::error().error("chdir(\"{}\") failed: {}", *next.chdir, std::strerror(errno));
   if (next.pidfile != config_.pidfile && reexec_pid_ == 0) {
     remove_pidfile();
     if (next.pidfile) {
@@ -549,7 +505,7 @@ void Arbiter::reload() {
     }
   }
   if (new_plugin) {
-    plugin_ = std::move(next_plugin);
+    plugin_ = std::move(*staged.plugin);
     log::error().info("Using worker: {}", plugin_.name());
   }
   bool hooks_changed = next.hooks != config_.hooks;
@@ -790,6 +746,8 @@ int Arbiter::start() {
       log::error().error("Cannot import the hooks module {}:\n{}", *config_.hooks, e.what());
       return kExitFailure;
     }
+  }
+  if (hooks::loaded()) {  // --hooks, or hooks defined in a Python config file
     update_hook_server();
     if (!hooks::call_server("on_starting")) {
       log::error().error("The on_starting hook failed; not starting");

@@ -1,6 +1,7 @@
 #include "plugin/worker_runtime.hpp"
 
 #include "python/python_runtime.hpp"
+#include "wsgi/wsgi.hpp"
 
 #include <cxxabi.h>
 #include <fmt/format.h>
@@ -346,7 +347,8 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     ctx.listeners = setup.listeners;
     ctx.slot = slot;
     ctx.master_pid = setup.master_pid;
-    ctx.capabilities = setup.plugin->vtable().capabilities;
+    ctx.capabilities = setup.plugin->vtable().capabilities &
+                       (config.sendfile ? ~0u : ~static_cast<unsigned>(ALICORN_CAP_SENDFILE));
     ctx.listener_fds = setup.listeners->fds();
     int pipefd[2];
     if (::pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0)

@@ -1,5 +1,5 @@
-// Server hooks (see hooks.hpp): the Python side lives in a small support module built from the
-// source below; this file imports the user's module and calls its functions.
+// Server hooks (see hooks.hpp): the Python side is python/py/alicorn_hooks_support.py (embedded
+// at build time); this file imports the user's module and calls its functions.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -10,172 +10,16 @@
 #include <stdexcept>
 
 #include "log/log.hpp"
+#include "python/embedded.hpp"
 #include "python/python_runtime.hpp"
 
 namespace alicorn::hooks {
 namespace {
 
-constexpr const char* kSupportSource = R"PY(
-import importlib, importlib.util, json, os, sys, traceback
-
-
-class Log:
-    """Writes to alicorn's error log, with the logging module's method names."""
-
-    def __init__(self, emit):
-        self._emit = emit
-
-    @staticmethod
-    def _text(msg, args):
-        msg = str(msg)
-        if args:
-            try:
-                msg = msg % args
-            except Exception:
-                msg = " ".join([msg] + [repr(a) for a in args])
-        return msg
-
-    def log(self, level, msg, *args, **kwargs):
-        self._emit(int(level), self._text(msg, args))
-
-    def debug(self, msg, *args, **kwargs):
-        self._emit(10, self._text(msg, args))
-
-    def info(self, msg, *args, **kwargs):
-        self._emit(20, self._text(msg, args))
-
-    def warning(self, msg, *args, **kwargs):
-        self._emit(30, self._text(msg, args))
-
-    warn = warning
-
-    def error(self, msg, *args, **kwargs):
-        self._emit(40, self._text(msg, args))
-
-    def critical(self, msg, *args, **kwargs):
-        self._emit(50, self._text(msg, args))
-
-    def exception(self, msg, *args, **kwargs):
-        self._emit(40, self._text(msg, args) + "\n" + traceback.format_exc().rstrip())
-
-
-class Server:
-    """The arbiter (master) as hooks see it."""
-
-    def __init__(self, log):
-        self.log = log
-        self.pid = None
-        self.cfg = {}
-        self.num_workers = 0
-        self.proc_name = ""
-        self.worker_class = ""
-        self.address = []
-
-    def __repr__(self):
-        return "<alicorn.Server pid=%s workers=%s>" % (self.pid, self.num_workers)
-
-
-class Worker:
-    """One worker process as hooks see it."""
-
-    def __init__(self, log, age, index, ppid, cfg):
-        self.log = log
-        self.pid = None
-        self.ppid = ppid
-        self.age = age
-        self.index = index
-        self.cfg = cfg
-        self.booted = False
-        self.alive = True
-
-    def __repr__(self):
-        return "<alicorn.Worker pid=%s age=%s>" % (self.pid, self.age)
-
-
-class Request:
-    """The request as pre_request / post_request see it, made from the WSGI environ."""
-
-    def __init__(self, environ):
-        self.environ = environ
-        self.method = environ.get("REQUEST_METHOD", "")
-        raw = environ.get("RAW_URI") or ""
-        self.path = raw.split("?", 1)[0] if raw else environ.get("PATH_INFO", "")
-        self.query = environ.get("QUERY_STRING", "")
-        self.uri = raw or (self.path + ("?" + self.query if self.query else ""))
-        proto = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
-        try:
-            major, minor = proto.split("/", 1)[1].split(".", 1)
-            self.version = (int(major), int(minor))
-        except (IndexError, ValueError):
-            self.version = (1, 1)
-        headers = []
-        for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                headers.append((key[5:].replace("_", "-"), value))
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-                headers.append((key.replace("_", "-"), value))
-        self.headers = headers
-        self.remote_addr = environ.get("REMOTE_ADDR")
-        self.scheme = environ.get("wsgi.url_scheme", "http")
-
-    def __repr__(self):
-        return "<alicorn.Request %s %s>" % (self.method, self.uri)
-
-
-class Response:
-    """The response as post_request sees it."""
-
-    def __init__(self, status, headers, sent):
-        self.status = status
-        try:
-            self.status_code = int(status.split(None, 1)[0]) if status else None
-        except ValueError:
-            self.status_code = None
-        self.headers = headers
-        self.sent = sent
-        self.response_length = sent
-
-    def __repr__(self):
-        return "<alicorn.Response %s>" % self.status
-
-
-def _is_path(spec):
-    return spec.endswith(".py") or os.sep in spec
-
-
-def load(spec):
-    if _is_path(spec):
-        path = os.path.abspath(spec)
-        name = "alicorn_hooks_" + os.path.splitext(os.path.basename(path))[0]
-        found = importlib.util.spec_from_file_location(name, path)
-        if found is None or found.loader is None:
-            raise ImportError("cannot load hooks from %r" % spec)
-        module = importlib.util.module_from_spec(found)
-        found.loader.exec_module(module)
-        return module
-    return importlib.import_module(spec)
-
-
-def reload(spec, old):
-    if old is not None and not _is_path(spec) and getattr(old, "__name__", None) == spec:
-        return importlib.reload(old)
-    return load(spec)
-
-
-def make_server(emit):
-    return Server(Log(emit))
-
-
-def make_worker(server, age, index, ppid):
-    return Worker(server.log, age, index, ppid, server.cfg)
-
-
-def parse_cfg(text):
-    return json.loads(text)
-)PY";
 
 PyObject* g_support = nullptr;  // the support module's globals (dict)
-PyObject* g_module = nullptr;   // the user's hooks module
+PyObject* g_module = nullptr;   // the user's hooks module (--hooks)
+PyObject* g_file = nullptr;     // the hooks a Python config file defines (checked namespace)
 PyObject* g_server = nullptr;   // Server instance
 PyObject* g_worker = nullptr;   // this process's Worker (in a worker)
 std::string g_spec;
@@ -208,20 +52,11 @@ PyObject* support(const char* name) {
 
 void ensure_support() {
   if (g_support != nullptr) return;
-  PyObject* globals = PyDict_New();
-  if (globals == nullptr) throw std::runtime_error("MemoryError");
-  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
-  if (PyObject* name = PyUnicode_FromString("alicorn_hooks_support")) {
-    PyDict_SetItemString(globals, "__name__", name);
-    Py_DECREF(name);
-  }
-  PyObject* ran = PyRun_String(kSupportSource, Py_file_input, globals, globals);
-  if (ran == nullptr) {
-    Py_DECREF(globals);
-    throw std::runtime_error(python::take_exception());
-  }
-  Py_DECREF(ran);
-  g_support = globals;
+  PyObject* module = python::embedded_module("alicorn_hooks_support");
+  if (module == nullptr) throw std::runtime_error(python::take_exception());
+  g_support = PyModule_GetDict(module);  // borrowed; the module stays in sys.modules
+  Py_INCREF(g_support);
+  Py_DECREF(module);
   PyObject* emit = PyCFunction_New(&kEmitDef, nullptr);
   PyObject* server = emit ? PyObject_CallFunctionObjArgs(support("make_server"), emit, nullptr)
                           : nullptr;
@@ -236,17 +71,28 @@ void refresh_flags() {
   g_request_hooks.store(g_has_pre_request || g_has_post_request);
 }
 
+// The hook named `name`: from the --hooks module first, else from the config file. New
+// reference or nullptr (no exception left set).
+PyObject* find_hook(const char* name) {
+  for (PyObject* source : {g_module, g_file}) {
+    if (source == nullptr) continue;
+    PyObject* fn = PyObject_GetAttrString(source, name);
+    if (fn != nullptr && PyCallable_Check(fn)) return fn;
+    Py_XDECREF(fn);
+    PyErr_Clear();
+  }
+  return nullptr;
+}
+
+bool any_source() { return g_module != nullptr || g_file != nullptr; }
+
 bool call(const char* name, PyObject* args) {
-  if (g_module == nullptr || args == nullptr) {
+  if (!any_source() || args == nullptr) {
     if (args == nullptr) PyErr_Clear();
     return true;
   }
-  PyObject* fn = PyObject_GetAttrString(g_module, name);
-  if (fn == nullptr || !PyCallable_Check(fn)) {
-    Py_XDECREF(fn);
-    PyErr_Clear();
-    return true;
-  }
+  PyObject* fn = find_hook(name);
+  if (fn == nullptr) return true;
   PyObject* result = PyObject_Call(fn, args, nullptr);
   Py_DECREF(fn);
   if (result == nullptr) {
@@ -309,19 +155,30 @@ void unload() {
   refresh_flags();
 }
 
-bool loaded() { return g_module != nullptr; }
+bool loaded() { return any_source(); }
+
+void set_file_hooks(PyObject* hooks) {
+  if (hooks != nullptr) {
+    try {
+      ensure_support();
+    } catch (const std::exception& e) {
+      log::error().error("Cannot set up the config file's hooks:\n{}", e.what());
+      return;
+    }
+  }
+  Py_XINCREF(hooks);
+  Py_XSETREF(g_file, hooks);
+  refresh_flags();
+}
 
 bool defined(const char* name) {
-  if (g_module == nullptr) return false;
-  PyObject* fn = PyObject_GetAttrString(g_module, name);
-  bool ok = fn != nullptr && PyCallable_Check(fn);
+  PyObject* fn = find_hook(name);
   Py_XDECREF(fn);
-  PyErr_Clear();
-  return ok;
+  return fn != nullptr;
 }
 
 void update_server(const ServerState& state) {
-  if (g_server == nullptr || g_module == nullptr) return;
+  if (g_server == nullptr || !any_source()) return;
   auto set = [](const char* attr, PyObject* value) {
     if (value == nullptr) {
       PyErr_Clear();
@@ -365,7 +222,7 @@ void update_server(const ServerState& state) {
 }
 
 PyObject* new_worker(uint32_t age, uint32_t index, pid_t ppid) {
-  if (g_module == nullptr || g_server == nullptr) return nullptr;
+  if (!any_source() || g_server == nullptr) return nullptr;
   PyObject* w = PyObject_CallFunction(support("make_worker"), "OIIl", g_server, age, index,
                                       static_cast<long>(ppid));
   if (w == nullptr) {
@@ -392,7 +249,7 @@ void set_worker_booted(PyObject* worker) {
 void release_worker(PyObject* worker) { Py_XDECREF(worker); }
 
 bool call_server(const char* name) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(1, g_server);
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -400,7 +257,7 @@ bool call_server(const char* name) {
 }
 
 bool call_server_worker(const char* name, PyObject* worker) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(2, g_server, none_if_null(worker));
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -408,7 +265,7 @@ bool call_server_worker(const char* name, PyObject* worker) {
 }
 
 bool call_worker(const char* name, PyObject* worker) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = PyTuple_Pack(1, none_if_null(worker));
   bool ok = call(name, args);
   Py_XDECREF(args);
@@ -416,7 +273,7 @@ bool call_worker(const char* name, PyObject* worker) {
 }
 
 bool call_nworkers_changed(int new_value, int old_value) {
-  if (g_module == nullptr) return true;
+  if (!any_source()) return true;
   PyObject* args = Py_BuildValue("(Oii)", g_server, new_value, old_value);
   bool ok = call("nworkers_changed", args);
   Py_XDECREF(args);
@@ -435,7 +292,7 @@ bool has_request_hooks() { return g_request_hooks.load(std::memory_order_relaxed
 bool run_request_hook(const char* name, PyObject* environ, const char* status,
                       const std::vector<std::pair<std::string, std::string>>* headers,
                       int64_t body_bytes) {
-  if (g_module == nullptr || name == nullptr) return true;
+  if (!any_source() || name == nullptr) return true;
   bool pre = std::strcmp(name, "pre_request") == 0;
   bool post = std::strcmp(name, "post_request") == 0;
   if ((pre && !g_has_pre_request) || (post && !g_has_post_request) || (!pre && !post))

@@ -42,7 +42,11 @@ void load(const std::string& spec);
 bool reload(const std::string& spec);
 // Forget the module (hooks turned off by a HUP).
 void unload();
-bool loaded();
+// The hooks a Python config file defines (an object with the hook functions as attributes, made
+// by python/config_file.cpp), or nullptr for none. A --hooks module's function of the same name
+// wins over the file's.
+void set_file_hooks(PyObject* hooks);
+bool loaded();  // a --hooks module or a config file's hooks
 // The module has a callable of this name.
 bool defined(const char* name);
 

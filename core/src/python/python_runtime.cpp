@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "python/embedded.hpp"
+
 namespace alicorn::python {
 namespace {
 
@@ -22,39 +24,31 @@ void check(PyStatus status, const char* step, PyConfig* config) {
   }
 }
 
-// Resolves `module:attribute[(args)]` in Python itself: importlib, getattr along the dotted
-// path, and literal-only factory arguments parsed with ast, as Gunicorn does.
-constexpr const char* kLoaderSource = R"PY(
-def _alicorn_load_app(module, attribute, call, call_args):
-    import ast, importlib
-    mod = importlib.import_module(module)
-    obj = mod
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AttributeError(
-                "Failed to find attribute %r in %r." % (attribute, module)) from None
-    if call:
-        try:
-            expr = ast.parse("f(%s)" % call_args, mode="eval").body
-            args = [ast.literal_eval(a) for a in expr.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}
-        except (SyntaxError, ValueError) as e:
-            raise ValueError(
-                "Failed to parse %r as literal function arguments: %s" % (call_args, e)) from None
-        obj = obj(*args, **kwargs)
-    if obj is None:
-        raise TypeError("Failed to find application object: %r resolved to None." % attribute)
-    if not callable(obj):
-        raise TypeError("Application object must be callable (%s:%s is %s)."
-                        % (module, attribute, type(obj).__name__))
-    return obj
-)PY";
+
+}  // namespace
+
+namespace {
+
+// Put `paths` first on sys.path, in order (with `once`, only those not there yet).
+void prepend_paths(const std::vector<std::string>& paths, bool once) {
+  PyObject* sys_path = PySys_GetObject("path");  // borrowed
+  if (sys_path == nullptr) return;
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+    PyObject* entry = PyUnicode_DecodeFSDefault(it->c_str());
+    if (entry == nullptr) continue;
+    if (!once || PySequence_Contains(sys_path, entry) == 0) PyList_Insert(sys_path, 0, entry);
+    Py_DECREF(entry);
+  }
+  PyErr_Clear();
+}
 
 }  // namespace
 
 void initialize(const InitOptions& options) {
+  if (is_initialized()) {  // started earlier (for a Python config file): only sys.path
+    prepend_paths(options.path_prepend, true);
+    return;
+  }
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   config.install_signal_handlers = 0;  // the worker owns its signals
@@ -75,17 +69,7 @@ void initialize(const InitOptions& options) {
   check(Py_InitializeFromConfig(&config), "start-up", &config);
   PyConfig_Clear(&config);
 
-  PyObject* sys_path = PySys_GetObject("path");  // borrowed
-  if (sys_path != nullptr) {
-    for (auto it = options.path_prepend.rbegin(); it != options.path_prepend.rend(); ++it) {
-      PyObject* entry = PyUnicode_DecodeFSDefault(it->c_str());
-      if (entry != nullptr) {
-        PyList_Insert(sys_path, 0, entry);
-        Py_DECREF(entry);
-      }
-    }
-  }
-  PyErr_Clear();
+  prepend_paths(options.path_prepend, false);
 }
 
 bool is_initialized() { return Py_IsInitialized() != 0; }
@@ -136,17 +120,25 @@ std::string take_exception(std::string* summary) {
 }
 
 PyObject* load_app(const AppSpec& spec) {
-  PyObject* globals = PyDict_New();
-  if (globals == nullptr) throw AppLoadError("MemoryError", "");
-  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
-  PyObject* ran = PyRun_String(kLoaderSource, Py_file_input, globals, globals);
-  Py_XDECREF(ran);
-  PyObject* loader = ran ? PyDict_GetItemString(globals, "_alicorn_load_app") : nullptr;
+  // alicorn_loader.py: importlib, getattr along the dotted path, and literal-only factory
+  // arguments parsed with ast, as Gunicorn does.
+  PyObject* loader = embedded_module("alicorn_loader");
   PyObject* app = nullptr;
-  if (loader != nullptr)
-    app = PyObject_CallFunction(loader, "ssis", spec.module.c_str(), spec.attribute.c_str(),
-                                spec.call ? 1 : 0, spec.call_args.c_str());
-  Py_DECREF(globals);
+  if (loader != nullptr && !spec.paste_file.empty()) {
+    PyObject* conf = PyDict_New();
+    for (const auto& [k, v] : spec.paste_global_conf) {
+      PyObject* value = conf ? PyUnicode_FromString(v.c_str()) : nullptr;
+      if (value != nullptr) PyDict_SetItemString(conf, k.c_str(), value);
+      Py_XDECREF(value);
+    }
+    if (conf != nullptr)
+      app = PyObject_CallMethod(loader, "load_paste", "sO", spec.paste_file.c_str(), conf);
+    Py_XDECREF(conf);
+  } else if (loader != nullptr) {
+    app = PyObject_CallMethod(loader, "load_app", "ssis", spec.module.c_str(),
+                              spec.attribute.c_str(), spec.call ? 1 : 0, spec.call_args.c_str());
+  }
+  Py_XDECREF(loader);
   if (app == nullptr) {
     std::string summary;
     std::string tb = take_exception(&summary);
@@ -174,6 +166,25 @@ Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
 void before_fork() { PyOS_BeforeFork(); }
 void after_fork_parent() { PyOS_AfterFork_Parent(); }
 void after_fork_child() { PyOS_AfterFork_Child(); }
+
+void set_environ(const std::string& key, const char* value) {
+  PyObject* os = PyImport_ImportModule("os");
+  PyObject* environ = os ? PyObject_GetAttrString(os, "environ") : nullptr;
+  PyObject* k = environ ? PyUnicode_DecodeFSDefault(key.c_str()) : nullptr;
+  if (k != nullptr) {
+    if (value != nullptr) {
+      PyObject* v = PyUnicode_DecodeFSDefault(value);
+      if (v != nullptr) PyObject_SetItem(environ, k, v);
+      Py_XDECREF(v);
+    } else if (PyMapping_HasKey(environ, k)) {
+      PyObject_DelItem(environ, k);
+    }
+  }
+  Py_XDECREF(k);
+  Py_XDECREF(environ);
+  Py_XDECREF(os);
+  PyErr_Clear();
+}
 
 void flush_std_streams() {
   for (const char* name : {"stdout", "stderr"}) {

@@ -19,7 +19,8 @@ struct InitOptions {
   std::vector<std::string> path_prepend;     // put first on sys.path, in this order
 };
 
-// Start the interpreter; the calling thread holds the GIL afterwards. Throws std::runtime_error
+// Start the interpreter; the calling thread holds the GIL afterwards. Already started (a Python
+// config file ran first): only puts path_prepend on sys.path (entries not there yet). Throws std::runtime_error
 // with CPython's own message.
 void initialize(const InitOptions& options);
 bool is_initialized();
@@ -62,6 +63,10 @@ class Gil {
 void before_fork();
 void after_fork_parent();
 void after_fork_child();
+
+// Set (or, with nullptr, remove) an environment variable through os.environ, so both the C
+// environment and Python's copy of it change. Needs the GIL.
+void set_environ(const std::string& key, const char* value);
 
 // Flush sys.stdout and sys.stderr (before a worker exits).
 void flush_std_streams();

@@ -79,14 +79,14 @@ PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t narg
     return nullptr;
   }
   PyObject *status = params[0], *headers = params[1], *exc_info = params[2];
-  alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
-  if (s == nullptr || !s->app_active) {
+  WsgiSession* s = reinterpret_cast<StartResponseObject*>(self)->session;
+  if (s == nullptr || !s->cur.app_active) {
     PyErr_SetString(PyExc_RuntimeError, "start_response called after the response ended");
     return nullptr;
   }
-  Response& r = s->r;
+  app::Reply& r = *s->cur.reply;
   if (exc_info != Py_None) {
-    if (r.head_out) {
+    if (r.head_sent) {
       // PEP 3333: too late to change the response; re-raise the app's exception.
       if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
         PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
@@ -165,8 +165,8 @@ PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t narg
   r.status = std::move(status_text);
   r.code = (r.status[0] - '0') * 100 + (r.status[1] - '0') * 10 + (r.status[2] - '0');
   r.headers = std::move(parsed);
-  r.app_close = app_close;
-  r.app_length = app_length;
+  r.close = app_close;
+  r.length = app_length;
   r.started = true;
   Py_INCREF(s->write_callable);
   return s->write_callable;
@@ -175,8 +175,8 @@ PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t narg
 namespace {
 
 PyObject* start_response_write(PyObject* self, PyObject* data) {
-  alicorn_session* s = reinterpret_cast<StartResponseObject*>(self)->session;
-  if (s == nullptr || !s->app_active || !s->r.started) {
+  WsgiSession* s = reinterpret_cast<StartResponseObject*>(self)->session;
+  if (s == nullptr || !s->cur.app_active || !s->cur.reply->started) {
     PyErr_SetString(PyExc_RuntimeError, "write() called before start_response");
     return nullptr;
   }
@@ -186,7 +186,7 @@ PyObject* start_response_write(PyObject* self, PyObject* data) {
     return nullptr;
   }
   Py_INCREF(data);
-  s->r.chunks.push_back(data);
+  s->add_chunk(data);
   Py_RETURN_NONE;
 }
 

@@ -1,6 +1,9 @@
 // The WSGI environ of a request and the wsgi.file_wrapper class.
 #include <unistd.h>
 
+#include <utility>
+
+#include "python/embedded.hpp"
 #include "wsgi/wsgi_session.hpp"
 
 namespace alicorn {
@@ -9,23 +12,7 @@ namespace {
 // wsgi.file_wrapper: iterates a file-like in blocks; over a real file the session sends it with
 // sendfile(2) instead (when the plugin can), never iterating at all.
 
-constexpr const char* kFileWrapperSource = R"PY(
-class FileWrapper:
-    def __init__(self, filelike, blksize=8192):
-        self.filelike = filelike
-        self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        data = self.filelike.read(self.blksize)
-        if data:
-            return data
-        raise StopIteration
-)PY";
+// The class is core/src/python/py/alicorn_file_wrapper.py, embedded at build time.
 
 }  // namespace
 
@@ -37,7 +24,7 @@ PyObject* make_file_wrapper_class() {
     PyDict_SetItemString(globals, "__name__", name);
     Py_DECREF(name);
   }
-  PyObject* ran = PyRun_String(kFileWrapperSource, Py_file_input, globals, globals);
+  PyObject* ran = python::run_embedded("alicorn_file_wrapper", globals);
   Py_XDECREF(ran);
   PyObject* cls = ran ? PyDict_GetItemString(globals, "FileWrapper") : nullptr;
   Py_XINCREF(cls);
@@ -84,7 +71,7 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
-PyObject* finish_environ(alicorn_session* s, PyObject* env);
+PyObject* finish_environ(WsgiSession* s, PyObject* env);
 
 // The environ key of a request header (HTTP_USER_AGENT, CONTENT_TYPE), cached by the name as
 // the client spelled it; nullptr for a name with '_', which could pose as one with '-'. The
@@ -121,23 +108,23 @@ PyObject* environ_key(WsgiGlobals* g, std::string_view name) {
 
 }  // namespace
 
-PyObject* build_environ(alicorn_session* s) {
+PyObject* build_environ(WsgiSession* s) {
   WsgiGlobals* g = s->g;
-  const RequestParser& p = s->parser;
+  const app::Request& p = *s->cur.req;
   PyObject* env = PyDict_Copy(g->template_env);
   if (env == nullptr) return nullptr;
 
   {
-    auto id = static_cast<size_t>(p.method_id());
+    auto id = static_cast<size_t>(p.method_id);
     PyObject* method = id < g->methods.size() ? g->methods[id] : nullptr;
     if (method == nullptr) {
-      method = PyUnicode_InternFromString(std::string(p.method()).c_str());
+      method = PyUnicode_InternFromString(std::string(p.method).c_str());
       if (id < g->methods.size()) g->methods[id] = method;
     }
     if (id < g->methods.size()) Py_XINCREF(method);
     set_item(env, g->k_REQUEST_METHOD, method);
   }
-  std::string_view target = p.target();
+  std::string_view target = p.target;
   set_item(env, g->k_RAW_URI, latin1_str(target));
   std::string_view path = target;
   // absolute-form: http://host/path?q
@@ -166,12 +153,19 @@ PyObject* build_environ(alicorn_session* s) {
   } else {
     set_item(env, g->k_QUERY_STRING, latin1_str(query));
   }
-  PyObject* proto = p.http_minor() == 0 ? g->protocol_10 : g->protocol_11;
+  PyObject* proto = p.http_minor == 0 ? g->protocol_10 : g->protocol_11;
   Py_INCREF(proto);
   set_item(env, g->k_SERVER_PROTOCOL, proto);
-  if (s->py_remote_addr == nullptr) {
-    s->py_remote_addr = latin1_str(s->remote_addr);
-    s->py_remote_port = latin1_str(s->remote_port);
+  if (p.scheme != "http") set_item(env, g->k_wsgi_url_scheme, latin1_str(p.scheme));
+  // The peer is the same for every request on a connection, unless a trusted proxy says else.
+  if (s->py_remote_addr == nullptr || p.remote_addr != s->remote_addr ||
+      p.remote_port != s->remote_port) {
+    Py_XDECREF(s->py_remote_addr);
+    Py_XDECREF(s->py_remote_port);
+    s->remote_addr.assign(p.remote_addr);
+    s->remote_port.assign(p.remote_port);
+    s->py_remote_addr = latin1_str(p.remote_addr);
+    s->py_remote_port = latin1_str(p.remote_port);
   }
   Py_XINCREF(s->py_remote_addr);
   set_item(env, g->k_REMOTE_ADDR, s->py_remote_addr);
@@ -179,7 +173,7 @@ PyObject* build_environ(alicorn_session* s) {
   set_item(env, g->k_REMOTE_PORT, s->py_remote_port);
 
   std::string_view host;
-  for (const auto& h : p.headers()) {
+  for (const auto& h : *p.headers) {
     if (h.name.size() == 4 && iequals(h.name, "host")) host = h.value;
     PyObject* k = environ_key(g, h.name);  // nullptr: the header is dropped
     if (k == nullptr) continue;
@@ -204,7 +198,6 @@ PyObject* build_environ(alicorn_session* s) {
     return finish_environ(s, env);
   }
   std::string_view server_name, server_port;
-  const auto& l = s->ctx->listeners->items()[s->listener_index];
   if (!host.empty()) {
     if (host.front() == '[') {
       auto close = host.find(']');
@@ -219,8 +212,8 @@ PyObject* build_environ(alicorn_session* s) {
     }
     if (server_port.empty()) server_port = "80";
   } else {
-    server_name = l.server_name;
-    server_port = l.server_port;
+    server_name = p.server_name;
+    server_port = p.server_port;
   }
   Py_XDECREF(s->py_server_name);
   Py_XDECREF(s->py_server_port);
@@ -237,21 +230,20 @@ PyObject* build_environ(alicorn_session* s) {
 // wsgi.input, and the final error check.
 namespace {
 
-PyObject* finish_environ(alicorn_session* s, PyObject* env) {
+PyObject* finish_environ(WsgiSession* s, PyObject* env) {
   WsgiGlobals* g = s->g;
-  const RequestParser& p = s->parser;
-  std::string_view body = p.body();
+  app::Request& p = *s->cur.req;
+  std::string_view body = p.body;
   PyObject* input = nullptr;
-  if (s->streaming && !s->parser.message_complete()) {
+  if (p.stream != nullptr) {
     auto* in = PyObject_New(InputObject, reinterpret_cast<PyTypeObject*>(g->input_type));
     if (in != nullptr) {
-      in->session = s;
-      s->input_offset = 0;
+      in->stream = p.stream;
       Py_INCREF(in);
-      s->input = reinterpret_cast<PyObject*>(in);
-      input = s->input;
+      s->cur.input = reinterpret_cast<PyObject*>(in);
+      input = s->cur.input;
     }
-  } else if (int fd = s->parser.take_body_fd(); fd >= 0) {
+  } else if (int fd = std::exchange(p.body_fd, -1); fd >= 0) {
     // A spooled body: the app reads the temporary file, which closes (and vanishes) with it.
     ::lseek(fd, 0, SEEK_SET);
     input = PyObject_CallFunction(g->io_open, "isi", fd, "rb", -1);

@@ -1,7 +1,8 @@
-// Internal to the core: the state behind an alicorn_session and the per-process WSGI globals,
-// shared by the files that implement the session (http_session.cpp), start_response
-// (start_response.cpp), the streaming wsgi.input (wsgi_input.cpp) and the environ
-// (wsgi_environ.cpp). Everything here needs the GIL unless said otherwise.
+// Internal to the WSGI adapter: the per-process globals (the worker's app::AppAdapter), the
+// per-connection WsgiSession (an app::AppSession) with its per-request WsgiRequest, and the
+// Python types behind start_response and the streaming wsgi.input. Shared by wsgi_session.cpp
+// (run, body iteration, close()), start_response.cpp, wsgi_input.cpp and wsgi_environ.cpp.
+// Everything here needs the GIL unless said otherwise.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -14,16 +15,21 @@
 #include <unordered_map>
 #include <vector>
 
+#include "app/app_adapter.hpp"
 #include "http/http_parser.hpp"
-#include "plugin/worker_runtime.hpp"
+#include "wsgi/wsgi.hpp"
+
+struct alicorn_worker_ctx;
 
 namespace alicorn {
-
 
 // ---------------------------------------------------------------------------------------------
 // Per-process WSGI state
 
-struct WsgiGlobals {
+struct WsgiGlobals final : app::AppAdapter {
+  app::AppSession* open_session() override;  // no GIL needed
+
+  alicorn_worker_ctx* ctx = nullptr;
   PyObject* app = nullptr;
   PyObject* template_env = nullptr;  // the constant part of every environ
   PyObject* bytesio = nullptr;       // io.BytesIO
@@ -41,6 +47,7 @@ struct WsgiGlobals {
   ALICORN_KEYS(ALICORN_DECLARE_KEY)
 #undef ALICORN_DECLARE_KEY
   PyObject* k_wsgi_input = nullptr;
+  PyObject* k_wsgi_url_scheme = nullptr;
   PyObject* str_close = nullptr;
   PyObject* empty_str = nullptr;
   std::array<PyObject*, 64> methods{};  // by llhttp method id
@@ -52,84 +59,55 @@ struct WsgiGlobals {
   std::unordered_map<std::string, PyObject*, Hash, std::equal_to<>> header_keys;
 };
 
-struct Response {
-  std::string status;  // "200 OK"
-  int code = 0;
-  bool started = false;  // start_response was called
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool app_close = false;   // the app said Connection: close
-  int64_t app_length = -1;  // the app's Content-Length
+// ---------------------------------------------------------------------------------------------
+// Per connection
 
-  std::string buf;                 // head (+ a small body copied in)
-  std::vector<PyObject*> chunks;   // bytes objects waiting to be sent (owned refs)
-  size_t next_chunk = 0;
-  PyObject* result = nullptr;      // the app's iterable (owned) until closed
-  PyObject* iter = nullptr;        // iterator over it while streaming
-  int64_t content_length = -1;     // framing length, -1 when chunked / close-delimited
-  int64_t body_sent = 0;
-  bool chunked = false;
-  bool no_body = false;
-  bool head_out = false;
-  bool keep_alive = false;
-  bool finished = false;
-  int file_fd = -1;  // wsgi.file_wrapper over a real file: sent with sendfile by the plugin
-  int64_t file_offset = 0;
-  int64_t file_length = 0;
-  int64_t file_in_flight = 0;  // handed to the plugin, not yet known to be written
-  bool file_pending = false;
-  char frames[ALICORN_OUTPUT_IOV_MAX][24];
+// What one request holds while its response is produced and sent.
+struct WsgiRequest {
+  app::Request* req = nullptr;   // the connection's, valid until the response ends
+  app::Reply* reply = nullptr;   // start_response and write() fill it
+  PyObject* result = nullptr;    // the app's iterable (owned) until closed
+  PyObject* iter = nullptr;      // iterator over it while streaming
+  PyObject* input = nullptr;     // this request's streaming wsgi.input
+  PyObject* hook_env = nullptr;  // the environ pre_request saw, for post_request
+  bool app_active = false;       // inside the app call or its iterable: start_response ok
 };
 
-}  // namespace alicorn
+class WsgiSession final : public app::AppSession {
+ public:
+  explicit WsgiSession(WsgiGlobals* g) : g(g) {}
+  ~WsgiSession() override;
+  Result run(app::Request& req, app::Reply& reply) override;
+  Next next(app::Reply& reply) override;
+  void end(const app::Reply& reply, int64_t body_sent) override;
 
-struct alicorn_session {
-  alicorn_worker_ctx* ctx = nullptr;
-  alicorn::WsgiGlobals* g = nullptr;
-  uint32_t listener_index = 0;
-  std::string remote_addr;
-  std::string remote_port;
-  alicorn::RequestParser parser;
-  std::string pending;  // bytes received but not parsed yet (pipelining)
-  enum class State { Reading, Interim, Ready, Responding, Done } state = State::Reading;
-  bool continue_sent = false;
-  bool parse_error = false;
-  alicorn::Response r;
-  std::vector<PyObject*> held;  // references to drop next time the GIL is held
-  PyObject* start_response = nullptr;  // this request's start_response object
-  int64_t start_unix_us = 0;           // when the request became ready (access log)
-  int64_t start_mono_us = 0;
-  bool logged = false;                 // access log line written for this request
-  // Streaming request bodies (blocking plugins that gave recv/send, ABI 1.1).
-  void* io = nullptr;
-  ssize_t (*io_recv)(void*, void*, size_t) = nullptr;
-  ssize_t (*io_send)(void*, const void*, size_t) = nullptr;
-  bool streaming = false;
-  bool input_broken = false;
-  bool input_timed_out = false;        // ... because it stopped sending (408, not 400)           // the client vanished mid-body: never reuse
-  size_t input_offset = 0;             // consumed prefix of parser.body_buffer()
-  std::string recv_buf;
-  PyObject* input = nullptr;           // this request's wsgi.input when streaming
-  // Python objects reused for every request on this connection (dropped with the GIL in free).
-  bool app_active = false;             // inside the app call or its iterable: start_response ok
+  // A body chunk: kept alive here, seen by the connection as a view.
+  void add_chunk(PyObject* bytes) {  // steals the reference
+    owned.push_back(bytes);
+    cur.reply->chunks.emplace_back(PyBytes_AS_STRING(bytes),
+                                   static_cast<size_t>(PyBytes_GET_SIZE(bytes)));
+  }
+  void drop_owned();
+  void close_result();  // PEP 3333 close(), whatever happened
+
+  WsgiGlobals* g;
+  WsgiRequest cur;
+  // Reused for every request on this connection (dropped with the GIL in the destructor).
+  std::vector<PyObject*> owned;        // chunks handed to the connection: dropped on the next call
+  PyObject* start_response = nullptr;  // this connection's start_response object
   PyObject* write_callable = nullptr;  // start_response's return value
+  std::string remote_addr, remote_port;  // what py_remote_* were made from
   PyObject* py_remote_addr = nullptr;
   PyObject* py_remote_port = nullptr;
   std::string cached_host;             // Host of the previous request, and what it gave
   PyObject* py_server_name = nullptr;
   PyObject* py_server_port = nullptr;
-  PyObject* hook_env = nullptr;        // the environ pre_request saw, for post_request
-
-  explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
 };
-
-namespace alicorn {
-
-constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // start_response (start_response.cpp)
 struct StartResponseObject {
   PyObject_HEAD vectorcallfunc vectorcall;
-  alicorn_session* session;
+  WsgiSession* session;
 };
 extern PyType_Spec start_response_spec;
 extern PyMethodDef write_def;
@@ -140,12 +118,12 @@ bool latin1(PyObject* s, const char* what, std::string& out);
 
 // wsgi.input over the connection (wsgi_input.cpp)
 struct InputObject {
-  PyObject_HEAD alicorn_session* session;
+  PyObject_HEAD app::BodyStream* stream;  // nullptr once the request ended
 };
 extern PyType_Spec input_spec;
 
 // environ and wsgi.file_wrapper (wsgi_environ.cpp)
-PyObject* build_environ(alicorn_session* s);  // new reference, or nullptr with an exception
+PyObject* build_environ(WsgiSession* s);  // new reference, or nullptr with an exception
 PyObject* make_file_wrapper_class();
 
 }  // namespace alicorn
