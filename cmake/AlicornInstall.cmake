@@ -15,6 +15,9 @@ include(CMakePackageConfigHelpers)
 set(ALICORN_CMAKE_PACKAGE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/alicorn")
 
 # The ABI version the SDK headers describe, for the CMake package and alicorn.pc.
+# Re-read when the header changes (a new minor must reach the package files).
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             "${PROJECT_SOURCE_DIR}/sdk/include/alicorn/worker.h")
 file(STRINGS "${PROJECT_SOURCE_DIR}/sdk/include/alicorn/worker.h" _alicorn_abi_lines
      REGEX "^#define ALICORN_ABI_(MAJOR|MINOR) [0-9]+")
 foreach(_line IN LISTS _alicorn_abi_lines)

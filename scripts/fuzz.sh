@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Builds the HTTP request parser fuzzer (libFuzzer + ASan + UBSan, clang) and runs it for a
-# bounded time, seeded from tests/fuzz/corpus/. Installs clang and libFuzzer's runtime from
-# Debian's archive if missing (idempotent, like scripts/install-deps.sh).
-#   scripts/fuzz.sh                      fuzz for 60 s
-#   FUZZ_SECONDS=600 scripts/fuzz.sh     fuzz for 10 minutes
-#   FUZZ_JOBS=2 scripts/fuzz.sh          two fuzzing processes (libFuzzer -fork)
-#   scripts/fuzz.sh -only_ascii=1        extra arguments go to the fuzzer
+# Builds the libFuzzer targets (libFuzzer + ASan + UBSan, clang) and runs each for a bounded
+# time, seeded from its corpus in the tree:
+#   fuzz_request_parser   HTTP request parser          tests/fuzz/corpus/
+#   fuzz_chunked          chunked transfer decoding    tests/fuzz/corpus_chunked/
+#   fuzz_config_yaml      YAML configuration loader    tests/fuzz/corpus_config_yaml/
+# Installs clang and libFuzzer's runtime from Debian's archive if missing (idempotent, like
+# scripts/install-deps.sh).
+#   scripts/fuzz.sh                          every target for 60 s each
+#   FUZZ_SECONDS=600 scripts/fuzz.sh         10 minutes each
+#   FUZZ_TARGETS=fuzz_chunked scripts/fuzz.sh   only that one
+#   FUZZ_JOBS=2 scripts/fuzz.sh              two fuzzing processes per target (libFuzzer -fork)
+#   scripts/fuzz.sh -only_ascii=1            extra arguments go to every fuzzer
 # Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_SECONDS (60), FUZZ_JOBS (1),
-# FUZZ_MAX_LEN (8192). Exit status: 0 when nothing was found; otherwise the fuzzer's, with the
-# crashing inputs in $FUZZ_BUILD_DIR/artifacts/ (replay one: <fuzzer> <file>).
+# FUZZ_MAX_LEN (8192), FUZZ_TARGETS (all three). Exit status: 0 when nothing was found;
+# otherwise the first failing fuzzer's, with the crashing inputs in
+# $FUZZ_BUILD_DIR/artifacts/<target>/ (replay one: <fuzzer> <file>). A crash that is fixed keeps
+# its input in the target's corpus folder, so every later run (and CI) replays it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOURCE_DIR=$PWD
@@ -16,6 +23,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-8192}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_request_parser fuzz_chunked fuzz_config_yaml"}
 
 # -- toolchain --------------------------------------------------------------------------------
 SUDO=""
@@ -35,44 +43,47 @@ else
 fi
 
 # -- build ------------------------------------------------------------------------------------
-# The whole project with -DALICORN_FUZZ=ON (tests/CMakeLists.txt adds tests/fuzz), building only
-# the fuzz target. If this tree does not wire tests/fuzz in, configure that folder on its own.
+# tests/fuzz configured on its own (it compiles the few core sources each target needs, all
+# instrumented), so no sanitizer or clang setting leaks into a normal build.
 export CC=clang CXX=clang++
-FUZZER=""
-mkdir -p "$BUILD_DIR"
-if cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALICORN_FUZZ=ON \
-     > "$BUILD_DIR/configure.log" 2>&1 \
-   && cmake --build "$BUILD_DIR" --target help 2>/dev/null | grep '^fuzz_request_parser:' >/dev/null; then
-  cmake --build "$BUILD_DIR" --target fuzz_request_parser
-  FUZZER=$(find "$BUILD_DIR" -type f -name fuzz_request_parser -perm -u+x | head -n1)
-  rm -f "$BUILD_DIR/configure.log"
-else
-  echo "fuzz: the top-level project has no fuzz_request_parser target (see $BUILD_DIR/configure.log);"
-  echo "fuzz: configuring tests/fuzz on its own in $BUILD_DIR/standalone"
-  cmake -S tests/fuzz -B "$BUILD_DIR/standalone" -G Ninja -DALICORN_FUZZ=ON
-  cmake --build "$BUILD_DIR/standalone"
-  FUZZER=$BUILD_DIR/standalone/fuzz_request_parser
-fi
-[ -x "$FUZZER" ] || { echo "fuzz: fuzzer binary not found" >&2; exit 1; }
+cmake -S tests/fuzz -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# shellcheck disable=SC2086
+cmake --build "$BUILD_DIR" --target $FUZZ_TARGETS
 
 # -- run --------------------------------------------------------------------------------------
-# New inputs go to the working corpus in the build dir; the seeds in the source tree stay as
-# they are (libFuzzer writes only to the first corpus folder).
-CORPUS=$BUILD_DIR/corpus
-ARTIFACTS=$BUILD_DIR/artifacts
-mkdir -p "$CORPUS" "$ARTIFACTS"
-args=(-max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" -timeout=10 -rss_limit_mb=2048
-      -artifact_prefix="$ARTIFACTS/" -print_final_stats=1)
-if [ "$FUZZ_JOBS" -gt 1 ]; then args+=(-fork="$FUZZ_JOBS"); fi
-echo "fuzz: running $FUZZER for ${FUZZ_SECONDS}s (seeds: tests/fuzz/corpus, corpus: $CORPUS)"
-set +e
-"$FUZZER" "${args[@]}" "$@" "$CORPUS" "$SOURCE_DIR/tests/fuzz/corpus"
-status=$?
-set -e
-if [ $status -ne 0 ]; then
-  echo "fuzz: the fuzzer stopped with status $status; crashing inputs:" >&2
-  ls -1 "$ARTIFACTS" >&2 || true
-  echo "fuzz: replay one with: $FUZZER $ARTIFACTS/<file>" >&2
-  exit $status
-fi
-echo "fuzz: nothing found in ${FUZZ_SECONDS}s"
+# New inputs go to a working corpus in the build dir; the seeds in the source tree stay as they
+# are (libFuzzer writes only to the first corpus folder).
+corpus_of() {
+  case "$1" in
+    fuzz_request_parser) echo "$SOURCE_DIR/tests/fuzz/corpus" ;;
+    *) echo "$SOURCE_DIR/tests/fuzz/corpus_${1#fuzz_}" ;;
+  esac
+}
+status=0
+for target in $FUZZ_TARGETS; do
+  FUZZER=$BUILD_DIR/$target
+  [ -x "$FUZZER" ] || { echo "fuzz: $FUZZER not built" >&2; exit 1; }
+  CORPUS=$BUILD_DIR/corpus/$target
+  ARTIFACTS=$BUILD_DIR/artifacts/$target
+  mkdir -p "$CORPUS" "$ARTIFACTS"
+  args=(-max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" -timeout=10 -rss_limit_mb=2048
+        -artifact_prefix="$ARTIFACTS/" -print_final_stats=1)
+  if [ "$FUZZ_JOBS" -gt 1 ]; then args+=(-fork="$FUZZ_JOBS"); fi
+  echo "fuzz: running $target for ${FUZZ_SECONDS}s (seeds: $(corpus_of "$target"))"
+  set +e
+  "$FUZZER" "${args[@]}" "$@" "$CORPUS" "$(corpus_of "$target")" > "$BUILD_DIR/$target.log" 2>&1
+  rc=$?
+  set -e
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added)' "$BUILD_DIR/$target.log" \
+    | sed "s/^/fuzz: $target: /" || true
+  if [ $rc -ne 0 ]; then
+    tail -n 60 "$BUILD_DIR/$target.log" >&2
+    echo "fuzz: $target stopped with status $rc; crashing inputs:" >&2
+    ls -1 "$ARTIFACTS" >&2 || true
+    echo "fuzz: replay one with: $FUZZER $ARTIFACTS/<file>" >&2
+    [ $status -ne 0 ] || status=$rc
+  else
+    echo "fuzz: $target: nothing found in ${FUZZ_SECONDS}s"
+  fi
+done
+exit $status

@@ -119,6 +119,7 @@ struct Conn {
   bool idle_ka = false;      // parked between requests (counted in Worker::idle)
   int64_t deadline = 0;      // while parked: when the poller gives up on it
   int64_t req_deadline = 0;  // read budget of the request being read; 0 = none started
+  alicorn_driver d{};        // the SDK session driver's place in this connection's requests
   Conn* prev = nullptr;      // registry of all open connections
   Conn* next = nullptr;
 };
@@ -289,7 +290,11 @@ void park(Worker* w, Conn* c, int64_t deadline) {
   {
     std::lock_guard<std::mutex> lock(w->mu);
     bool idle = c->req_deadline == 0;
-    if (!w->closing.load() && !(idle && w->stopping.load())) {
+    if (!w->closing.load()) {
+      // Idle during a graceful stop: the client got a keep-alive response before the stop and
+      // may be sending its next request right now, so it gets the stop linger (its request is
+      // answered with Connection: close) rather than a close under a request in flight.
+      if (idle && w->stopping.load()) deadline = std::min(deadline, now_ms() + kStopLingerMs);
       c->state = Conn::State::Parked;
       park_deadline(w, c, deadline);
       c->idle_ka = idle && c->served;
@@ -306,22 +311,6 @@ void park(Worker* w, Conn* c, int64_t deadline) {
 // After a request: report a stop the host decided (max_requests, a signal seen first here).
 void check_signals(Worker* w) {
   if (w->host->poll_signals(w->ctx) != ALICORN_RUNNING) notify_poller(w);
-}
-
-// Drain session output to the socket. False if the connection must be closed.
-bool send_output(Worker* w, Conn* c) {
-  alicorn_output out{};
-  out.struct_size = sizeof out;
-  for (;;) {
-    int rc = w->host->session_pull(c->s, &out);
-    if (rc < 0 || rc == ALICORN_PULL_ABORT) return false;
-    int err = alicorn_output_write_blocking(c->fd, &out);
-    if (err != 0) {
-      w->host->session_abort(c->s, err);
-      return false;
-    }
-    if (rc == ALICORN_PULL_DONE) return true;
-  }
 }
 
 // wsgi.input reads the request body straight from the socket (ABI 1.1 conn_info.recv/send),
@@ -353,66 +342,43 @@ ssize_t conn_send(void* io, const void* buf, size_t len) {
   return alicorn_send_all(static_cast<Conn*>(io)->fd, buf, len);
 }
 
+// alicorn_driver hooks (the SDK's session driver runs the request loop; see worker_io.h).
+// Each read extends the request's read budget; a request still incomplete past it is cut.
+int conn_on_read(void* arg, ssize_t n, int rc) {
+  auto* c = static_cast<Conn*>(arg);
+  int64_t now = now_ms();
+  if (c->req_deadline == 0) c->req_deadline = now + c->w->request_ms;
+  c->req_deadline += n * 1000 / kBudgetBytesPerSecond;
+  if (rc == ALICORN_FEED_NEED_MORE && now >= c->req_deadline) {
+    log_msg(c->w, ALICORN_LOG_DEBUG, "gthread worker: request read timed out (fd %d)", c->fd);
+    return 1;
+  }
+  return 0;
+}
+
+int conn_before_run(void* arg) { return static_cast<Conn*>(arg)->w->closing.load() ? 1 : 0; }
+
+void conn_on_response(void* arg, int keep_alive) {
+  auto* c = static_cast<Conn*>(arg);
+  c->req_deadline = 0;
+  c->served = true;
+  // Without keep-alive the host may be stopping (max_requests): tell the poller. (A 1.2 host
+  // also wakes wake_fd itself; this keeps the check cheap and host-independent.)
+  if (!keep_alive) check_signals(c->w);
+}
+
 // Serve a connection the poller found readable (or gave up on) until it must wait again.
 void serve(Worker* w, Conn* c, char* buf) {
-  const alicorn_host_api* h = w->host;
   if (c->expired || w->closing.load()) return close_conn(w, c);
-  int rc = ALICORN_FEED_NEED_MORE;
-  for (;;) {
-    // Read what is there until a request is complete.
-    while (rc == ALICORN_FEED_NEED_MORE) {
-      ssize_t n = recv(c->fd, buf, kReadSize, MSG_DONTWAIT);
-      if (n > 0) {
-        int64_t now = now_ms();
-        if (c->req_deadline == 0) c->req_deadline = now + w->request_ms;
-        c->req_deadline += n * 1000 / kBudgetBytesPerSecond;
-        rc = h->session_feed(c->s, buf, static_cast<size_t>(n));
-        if (rc == ALICORN_FEED_SEND) {
-          if (!send_output(w, c)) return close_conn(w, c);
-          rc = ALICORN_FEED_NEED_MORE;
-        } else if (rc < 0) {
-          return close_conn(w, c);
-        }
-        if (rc == ALICORN_FEED_NEED_MORE && now >= c->req_deadline) {
-          log_msg(w, ALICORN_LOG_DEBUG, "gthread worker: request read timed out (fd %d)", c->fd);
-          return close_conn(w, c);
-        }
-        continue;
-      }
-      if (n == 0) return close_conn(w, c);  // the client closed
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return close_conn(w, c);
-      int64_t now = now_ms();
-      if (c->req_deadline != 0) {
-        if (now >= c->req_deadline) return close_conn(w, c);
-        return park(w, c, c->req_deadline);
-      }
-      return park(w, c, now + w->keepalive_ms);  // a spurious wake-up while idle
-    }
-    // A request is ready: answer it.
-    if (w->closing.load()) return close_conn(w, c);
-    if (h->session_run(c->s) != 0) return close_conn(w, c);
-    if (!send_output(w, c)) return close_conn(w, c);
-    c->req_deadline = 0;
-    c->served = true;
-    if (!h->session_keep_alive(c->s)) {
-      // keep_alive is only true while the host's state is RUNNING, so the signal check is
-      // needed only on this path.
-      check_signals(w);
-      return close_conn(w, c);
-    }
-    // Pipelined requests the session already holds come first, in order.
-    rc = h->session_feed(c->s, nullptr, 0);
-    if (rc == ALICORN_FEED_SEND) {
-      if (!send_output(w, c)) return close_conn(w, c);
-      rc = ALICORN_FEED_NEED_MORE;
-    } else if (rc < 0) {
-      return close_conn(w, c);
-    } else if (rc == ALICORN_FEED_NEED_MORE) {
-      // Nothing buffered: wait for the next request in the poller, idle.
-      return park(w, c, now_ms() + w->keepalive_ms);
-    }
+  c->d.buf = buf;  // this pool thread's buffer
+  if (alicorn_drive(&c->d) == ALICORN_DRIVE_CLOSE) return close_conn(w, c);
+  // Nothing to read: back to the poller, with the request's budget or, idle, --keep-alive.
+  int64_t now = now_ms();
+  if (c->req_deadline != 0) {
+    if (now >= c->req_deadline) return close_conn(w, c);
+    return park(w, c, c->req_deadline);
   }
+  return park(w, c, now + w->keepalive_ms);
 }
 
 void pool_main(Worker* w) {
@@ -514,6 +480,12 @@ void accept_one(Worker* w, size_t index, int64_t now) {
     return;
   }
   c->s = s;
+  alicorn_driver_init(&c->d, w->host, s, fd, nullptr, kReadSize);
+  c->d.recv_flags = MSG_DONTWAIT;  // a read that would block parks the connection instead
+  c->d.arg = c;
+  c->d.on_read = conn_on_read;
+  c->d.before_run = conn_before_run;
+  c->d.on_response = conn_on_response;
   {
     std::lock_guard<std::mutex> lock(w->mu);
     link_conn(w, c);
@@ -787,10 +759,16 @@ int gthread_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void**
     w->tick_ms = std::max(10, static_cast<int>(tick));
     for (uint32_t i = 0; i < cfg->listener_count; ++i) {
       int fd = cfg->listener_fds[i];
-      int domain = 0;
-      socklen_t len = sizeof domain;
-      bool tcp = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
-                 (domain == AF_INET || domain == AF_INET6);
+      bool tcp;
+      if (ALICORN_HAS_FIELD(cfg, alicorn_worker_config, listener_flags) &&
+          cfg->listener_flags != nullptr) {  // a 1.2 host says what each socket is
+        tcp = (cfg->listener_flags[i] & ALICORN_LISTENER_UNIX) == 0;
+      } else {
+        int domain = 0;
+        socklen_t len = sizeof domain;
+        tcp = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+              (domain == AF_INET || domain == AF_INET6);
+      }
       w->listeners.push_back(fd);
       w->listener_tcp.push_back(tcp);
     }

@@ -34,20 +34,9 @@ void log_errno(SyncWorker* w, const char* call) {
   w->host->log(w->ctx, ALICORN_LOG_ERROR, msg);
 }
 
-// Drain session output to the socket. Returns false if the client went away.
-bool send_output(SyncWorker* w, alicorn_session* s, int fd) {
-  alicorn_output out{};
-  out.struct_size = sizeof out;
-  for (;;) {
-    int rc = w->host->session_pull(s, &out);
-    if (rc < 0 || rc == ALICORN_PULL_ABORT) return false;
-    int err = alicorn_output_write_blocking(fd, &out);
-    if (err != 0) {
-      w->host->session_abort(s, err);
-      return false;
-    }
-    if (rc == ALICORN_PULL_DONE) return true;
-  }
+void after_response(void* arg, int) {
+  auto* w = static_cast<SyncWorker*>(arg);
+  w->host->heartbeat(w->ctx);
 }
 
 void handle_connection(SyncWorker* w, int fd, uint32_t listener, const sockaddr* peer,
@@ -74,21 +63,13 @@ void handle_connection(SyncWorker* w, int fd, uint32_t listener, const sockaddr*
     close(fd);
     return;
   }
-  bool ready = false;
-  while (!ready) {
-    ssize_t n = recv(fd, w->buf, sizeof w->buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // EOF or timeout before a whole request: nothing to answer
-    int rc = w->host->session_feed(s, w->buf, static_cast<size_t>(n));
-    if (rc == ALICORN_FEED_SEND) {
-      if (!send_output(w, s, fd)) break;
-    } else if (rc == ALICORN_FEED_READY) {
-      ready = true;
-    } else if (rc < 0) {
-      break;
-    }
-  }
-  if (ready && w->host->session_run(s) == 0) send_output(w, s, fd);
+  // The SDK's session driver: without ALICORN_CAP_KEEPALIVE every response says close, so it
+  // answers one request (EOF or a timeout before a whole request: nothing to answer).
+  alicorn_driver d;
+  alicorn_driver_init(&d, w->host, s, fd, w->buf, sizeof w->buf);
+  d.arg = w;
+  d.on_response = after_response;
+  alicorn_drive(&d);
   w->host->session_free(s);
   close(fd);
 }
@@ -136,7 +117,6 @@ int sync_run(void* worker) {
         continue;
       }
       handle_connection(w, fd, static_cast<uint32_t>(i), reinterpret_cast<sockaddr*>(&peer), len);
-      w->host->heartbeat(w->ctx);
       if (w->host->poll_signals(w->ctx) != ALICORN_RUNNING) break;
     }
   }

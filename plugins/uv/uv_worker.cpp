@@ -578,10 +578,18 @@ Step drain(Conn* c) noexcept {
 // reset, which can destroy the response before the client read it; so when the client has sent
 // more than we read (a body we refused, requests pipelined after a close), shut down our side
 // and drop what it sends until it closes (or kLingerMs pass). Otherwise close at once.
+// What is in the kernel right now is not enough to tell: a client uploading under load may
+// have more on the wire than has arrived, so the session's own view counts too (ABI 1.2
+// session_unread_input: it holds bytes past the request, or refused it before its body).
 void close_after_response(Conn* c) noexcept {
+  Worker* w = c->w;
   uv_os_fd_t fd = -1;
   int unread = 0;
-  if (uv_fileno(&c->h.handle, &fd) != 0 || ::ioctl(fd, FIONREAD, &unread) != 0 || unread == 0 ||
+  bool more = ALICORN_HAS_FIELD(w->host, alicorn_host_api, session_unread_input) &&
+              w->host->session_unread_input != nullptr &&
+              w->host->session_unread_input(c->s) != 0;
+  if (uv_fileno(&c->h.handle, &fd) != 0 || (!more && (::ioctl(fd, FIONREAD, &unread) != 0 ||
+                                                      unread == 0)) ||
       ::shutdown(fd, SHUT_WR) != 0) {
     close_conn(c, 0);
     return;
@@ -940,7 +948,9 @@ void begin_graceful(Worker* w) noexcept {
   // A fresh connection that has not sent its request yet was accepted an instant before the
   // stop: its client is about to send, so it gets kFreshGraceMs to do so (see sweep) instead of
   // a reset.
-  while (w->lists[kIdle].head != nullptr) close_conn(w->lists[kIdle].head, 0);
+  // Idle keep-alive connections get the same grace: their client got a keep-alive response
+  // an instant ago and may have its next request on the wire (closing now would make it fail
+  // after it was sent); it is answered with Connection: close.
   uv_update_time(&w->loop);
   w->stop_started_ms = uv_now(&w->loop);
   if (w->finishing) return;
@@ -970,6 +980,10 @@ void sweep(Worker* w) noexcept {
   uv_update_time(&w->loop);
   uint64_t now = uv_now(&w->loop);
   if (w->stopping && now - w->stop_started_ms >= kFreshGraceMs) {
+    while (w->lists[kIdle].head != nullptr) {
+      close_conn(w->lists[kIdle].head, 0);
+      if (w->finishing) return;
+    }
     for (Conn* c = w->lists[kReading].head; c != nullptr;) {
       Conn* next = c->next;
       if (!c->got_bytes) close_conn(c, 0);
@@ -1104,6 +1118,11 @@ int setup(Worker* w, char* err, size_t err_size) noexcept {
     l.w = w;
     l.fd = cfg->listener_fds[i];
     l.index = i;
+    if (ALICORN_HAS_FIELD(cfg, alicorn_worker_config, listener_flags) &&
+        cfg->listener_flags != nullptr) {  // a 1.2 host says what each socket is
+      l.is_unix = (cfg->listener_flags[i] & ALICORN_LISTENER_UNIX) != 0;
+      continue;
+    }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {

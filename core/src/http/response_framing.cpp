@@ -48,7 +48,7 @@ void append_head(alicorn_session* s, std::string& buf) {
   buf.resize(at + n);
   char* p = buf.data() + at;
   auto put = [&p](std::string_view v) {
-    std::memcpy(p, v.data(), v.size());
+    if (!v.empty()) std::memcpy(p, v.data(), v.size());  // an empty view may hold nullptr (UB)
     p += v.size();
   };
   put(kStart);

@@ -3,11 +3,15 @@
 #include "python/python_runtime.hpp"
 #include "wsgi/wsgi.hpp"
 
+#include <cxxabi.h>
+#include <fmt/format.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -15,6 +19,7 @@
 #include <thread>
 
 #include "python/hooks.hpp"
+#include "http/http_connection.hpp"
 #include "util/clock.hpp"
 #include "http/http_session.hpp"
 #include "log/log.hpp"
@@ -151,8 +156,10 @@ void install_worker_signals() {
 }
 
 // ---- host API entries that are not about sessions ----
+// Every entry is noexcept: what could throw inside is caught and logged where it happens, and
+// anything missed ends the worker (std::terminate) instead of unwinding into plugin C code.
 
-void host_log(alicorn_worker_ctx*, int level, const char* message) {
+void host_log(alicorn_worker_ctx*, int level, const char* message) noexcept {
   if (message == nullptr) return;
   try {
     auto lvl = level <= ALICORN_LOG_DEBUG     ? spdlog::level::debug
@@ -162,20 +169,23 @@ void host_log(alicorn_worker_ctx*, int level, const char* message) {
                                               : spdlog::level::critical;
     log::error().log(lvl, "{}", message);
   } catch (...) {
+    // The log itself failed (out of memory, a broken sink): say so where it can still be seen.
+    std::fprintf(stderr, "alicorn: worker %d: cannot write to the error log: %s\n",
+                 static_cast<int>(::getpid()), message);
   }
 }
 
-const alicorn_worker_config* host_config(alicorn_worker_ctx* ctx) {
+const alicorn_worker_config* host_config(alicorn_worker_ctx* ctx) noexcept {
   return ctx ? &ctx->worker_config : nullptr;
 }
 
-void host_heartbeat(alicorn_worker_ctx* ctx) {
+void host_heartbeat(alicorn_worker_ctx* ctx) noexcept {
   if (ctx && ctx->slot) ctx->slot->heartbeat_ms.store(clock::mono_ms(), std::memory_order_relaxed);
 }
 
-int host_wake_fd(alicorn_worker_ctx* ctx) { return ctx ? ctx->wake_read : -1; }
+int host_wake_fd(alicorn_worker_ctx* ctx) noexcept { return ctx ? ctx->wake_read : -1; }
 
-int host_poll_signals(alicorn_worker_ctx* ctx) {
+int host_poll_signals(alicorn_worker_ctx* ctx) noexcept {
   if (ctx == nullptr) return ALICORN_STOP_FAST;
   // Cheap enough to call after every request: no system call unless a signal came, and the
   // parent check (getppid) at most once a second.
@@ -188,7 +198,12 @@ int host_poll_signals(alicorn_worker_ctx* ctx) {
     g_reopen_logs = 0;
     try {
       log::reopen();
+    } catch (const std::exception& e) {
+      host_log(ctx, ALICORN_LOG_ERROR,
+               (std::string("worker ") + std::to_string(::getpid()) +
+                ": reopening the log files failed: " + e.what()).c_str());
     } catch (...) {
+      host_log(ctx, ALICORN_LOG_ERROR, "reopening the log files failed: unknown error");
     }
   }
   int64_t now = clock::mono_ms();
@@ -205,6 +220,58 @@ int host_poll_signals(alicorn_worker_ctx* ctx) {
   return ctx->run_state.load();
 }
 
+// One error line naming the worker and the client a failed host call concerns.
+void log_request_failure(alicorn_worker_ctx* ctx, alicorn_session* s, const char* what,
+                         const char* cause) noexcept {
+  try {
+    host_log(ctx, ALICORN_LOG_ERROR,
+             fmt::format("Worker (pid: {}): {} from {} failed: {}", ::getpid(), what,
+                         s != nullptr ? s->remote_addr : std::string("?"), cause)
+                 .c_str());
+  } catch (...) {
+    host_log(ctx, ALICORN_LOG_ERROR, cause);
+  }
+}
+
+// session_run as the plugin sees it: when this request is the one that reaches max_requests
+// (the session moved the state from RUNNING to STOP_GRACEFUL), make wake_fd readable, so the
+// plugin's loop learns of the stop without polling after every response (ABI 1.2).
+int host_session_run(alicorn_session* s) noexcept {
+  alicorn_worker_ctx* ctx = s != nullptr ? s->ctx : nullptr;
+  bool running = ctx != nullptr && ctx->max_requests > 0 &&
+                 ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
+  int rc;
+  try {
+    rc = session_run(s);
+  } catch (const std::exception& e) {
+    log_request_failure(ctx, s, "running the request", e.what());
+    rc = ALICORN_EINTERNAL;
+  } catch (...) {
+    log_request_failure(ctx, s, "running the request", "an exception of unknown type");
+    rc = ALICORN_EINTERNAL;
+  }
+  if (running && ctx->run_state.load(std::memory_order_relaxed) != ALICORN_RUNNING) wake(ctx);
+  return rc;
+}
+
+// What the finished response told the client: 1 unless it said `Connection: close`. A stop
+// that began after the response was framed does not turn it into a close: that client was
+// promised keep-alive and may have its next request on the wire already, so the plugin must
+// treat the connection as idle (and close it after its stop linger, or answer the next
+// request, which then says close) instead of closing under a request in flight.
+int host_session_keep_alive(alicorn_session* s) noexcept {
+  return s != nullptr && s->state == alicorn_session::State::Done && s->out.keep_alive ? 1 : 0;
+}
+
+// The client may still be sending after the response that ends its connection (ABI 1.2):
+// bytes held past the request, a refused request (what followed its head was never read), or
+// a streamed body the app did not read to its end.
+int host_session_unread_input(alicorn_session* s) noexcept {
+  if (s == nullptr) return 0;
+  if (!s->pending.empty() || s->parse_error) return 1;
+  return s->streaming && !s->parser.message_complete() ? 1 : 0;
+}
+
 const alicorn_host_api kHostApi = {
     sizeof(alicorn_host_api),
     ALICORN_ABI_MAJOR,
@@ -217,11 +284,12 @@ const alicorn_host_api kHostApi = {
     host_poll_signals,
     session_new,
     session_feed,
-    session_run,
+    host_session_run,
     session_pull,
-    session_keep_alive,
+    host_session_keep_alive,
     session_abort,
     session_free,
+    host_session_unread_input,
 };
 
 [[noreturn]] void boot_failure(WorkerSlot* slot, int code, const std::string& message) {
@@ -230,6 +298,31 @@ const alicorn_host_api kHostApi = {
     slot->boot_error[sizeof slot->boot_error - 1] = '\0';
   }
   ::_exit(code);
+}
+
+// Call a plugin entry (create, run, destroy). The ABI says nothing throws across it, but a C++
+// plugin might break that rule: the exception stops here, is logged with the worker class, the
+// entry and this worker's pid, and becomes kExitFailure (what a failed run returns).
+template <typename F>
+int plugin_call(const alicorn_worker_vtable& vt, const char* entry, F&& f,
+                char* err = nullptr, size_t err_size = 0) {
+  std::string what;
+  try {
+    return f();
+  } catch (abi::__forced_unwind&) {
+    throw;  // thread cancellation must keep unwinding
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception of unknown type";
+  }
+  try {
+    log::error().critical("Worker (pid: {}): worker class '{}' threw out of {}(): {}",
+                          ::getpid(), vt.name, entry, what);
+  } catch (...) {
+  }
+  if (err != nullptr) std::snprintf(err, err_size, "%s() threw: %s", entry, what.c_str());
+  return entry[0] == 'c' ? ALICORN_EINVAL : kExitFailure;  // create: a negative error
 }
 
 }  // namespace
@@ -267,6 +360,18 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     wc.struct_size = sizeof wc;
     wc.listener_count = static_cast<uint32_t>(ctx.listener_fds.size());
     wc.listener_fds = ctx.listener_fds.data();
+    for (const Listener& l : setup.listeners->items()) {
+      uint32_t flags = 0;
+      if (l.is_unix) flags |= ALICORN_LISTENER_UNIX;
+      sockaddr_storage addr{};
+      socklen_t alen = sizeof addr;
+      if (!l.is_unix && ::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
+          addr.ss_family == AF_INET6)
+        flags |= ALICORN_LISTENER_INET6;
+      ctx.listener_flags.push_back(flags);
+    }
+    ctx.listener_flags.resize(ctx.listener_fds.size(), 0);
+    wc.listener_flags = ctx.listener_flags.data();
     wc.threads = static_cast<uint32_t>(config.threads);
     wc.worker_connections = static_cast<uint32_t>(config.worker_connections);
     wc.timeout = config.timeout;
@@ -341,15 +446,20 @@ python::InitOptions python_init_options(const Config& config, std::vector<std::s
     const alicorn_worker_vtable& vt = setup.plugin->vtable();
     void* worker = nullptr;
     char err[512] = "";
-    int rc = vt.create(host_api(), &ctx, &worker, err, sizeof err);
+    int rc = plugin_call(vt, "create", [&] {
+      return vt.create(host_api(), &ctx, &worker, err, sizeof err);
+    }, err, sizeof err);
     if (rc != 0) {
       std::string msg = std::string("worker class '") + vt.name + "' failed to start: " +
                         (err[0] ? err : std::strerror(rc < 0 ? -rc : rc));
       log::error().error("{}", msg);
       boot_failure(slot, kExitWorkerBoot, msg);
     }
-    int code = vt.run(worker);
-    vt.destroy(worker);
+    int code = plugin_call(vt, "run", [&] { return vt.run(worker); });
+    plugin_call(vt, "destroy", [&] {
+      vt.destroy(worker);
+      return 0;
+    });
     if (g_hook_pipe[1] >= 0 && ctx.run_state.load() == ALICORN_STOP_FAST) {
       // Let worker_int finish (bounded: the arbiter kills a worker that lingers anyway).
       for (int i = 0; i < 500 && !g_int_hook_done.load(); ++i) ::usleep(10000);

@@ -75,6 +75,7 @@ struct alicorn_worker_ctx {
   alicorn::WorkerSlot* slot = nullptr;
   alicorn_worker_config worker_config{};
   std::vector<int> listener_fds;
+  std::vector<uint32_t> listener_flags;  // alicorn_listener_flags, one per fd (ABI 1.2)
   uint64_t capabilities = 0;
   int wake_read = -1;
   int wake_write = -1;

@@ -98,21 +98,18 @@ static int wait_readable(example_worker *w, int fd, double seconds, int idle) {
   }
 }
 
-/* Write session output until the response (or interim output) is complete. 0 or -1. */
-static int send_output(example_worker *w, alicorn_session *s, int fd) {
-  alicorn_output out;
-  memset(&out, 0, sizeof out);
-  out.struct_size = sizeof out;
-  for (;;) {
-    int rc = w->host->session_pull(s, &out);
-    if (rc < 0 || rc == ALICORN_PULL_ABORT) return -1;
-    int err = alicorn_output_write_blocking(fd, &out); /* iovecs, then sendfile */
-    if (err != 0) {
-      w->host->session_abort(s, err); /* the client went away mid-response */
-      return -1;
-    }
-    if (rc == ALICORN_PULL_DONE) return 0;
-  }
+/* alicorn_driver hooks (see worker_io.h). */
+static int driver_wait(void *arg, int fd, int idle) {
+  example_worker *w = arg;
+  /* Before the first request: up to --timeout. Between requests: up to --keep-alive. */
+  double request_timeout = w->cfg->timeout > 0 ? w->cfg->timeout : 30.0;
+  return wait_readable(w, fd, idle ? w->cfg->keepalive : request_timeout, idle);
+}
+
+static void driver_on_response(void *arg, int keep_alive) {
+  example_worker *w = arg;
+  (void)keep_alive;
+  w->host->heartbeat(w->ctx);
 }
 
 static void serve_connection(example_worker *w, int fd, uint32_t listener,
@@ -142,31 +139,16 @@ static void serve_connection(example_worker *w, int fd, uint32_t listener,
     return;
   }
 
-  int served = 0; /* requests answered on this connection */
-  int rc = ALICORN_FEED_NEED_MORE;
-  for (;;) {
-    if (rc == ALICORN_FEED_NEED_MORE) {
-      /* Before the first request: up to --timeout. Between requests: up to --keep-alive. */
-      if (!wait_readable(w, fd, served ? w->cfg->keepalive : request_timeout, served > 0)) break;
-      ssize_t n = recv(fd, w->buf, sizeof w->buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break; /* EOF, reset or timeout */
-      rc = w->host->session_feed(s, w->buf, (size_t)n);
-    } else if (rc == ALICORN_FEED_SEND) {
-      /* Interim output such as "100 Continue" (only without recv/send): write it, read on. */
-      if (send_output(w, s, fd) != 0) break;
-      rc = ALICORN_FEED_NEED_MORE;
-    } else if (rc == ALICORN_FEED_READY) {
-      if (w->host->session_run(s) != 0) break; /* the app runs here */
-      if (send_output(w, s, fd) != 0) break;
-      ++served;
-      w->host->heartbeat(w->ctx);
-      if (!w->host->session_keep_alive(s)) break;
-      rc = w->host->session_feed(s, NULL, 0); /* a pipelined request may be buffered */
-    } else {
-      break; /* a negative error */
-    }
-  }
+  /* The SDK's session driver does the request loop: read and feed, interim output, run the
+     ready request (the app runs inside session_run), write the response with writev/sendfile,
+     pipelined requests first, then the next one while session_keep_alive says so. Our hooks
+     wait for input (heartbeat, signals, the keep-alive deadline) and beat after a response. */
+  alicorn_driver d;
+  alicorn_driver_init(&d, w->host, s, fd, w->buf, sizeof w->buf);
+  d.arg = w;
+  d.wait = driver_wait;
+  d.on_response = driver_on_response;
+  alicorn_drive(&d);
   w->host->session_free(s);
   close(fd);
 }

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define ALICORN_ABI_MAJOR 1
-#define ALICORN_ABI_MINOR 1
+#define ALICORN_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define ALICORN_EXPORT __attribute__((visibility("default")))
@@ -110,6 +110,8 @@ enum alicorn_pull_result {
 #define ALICORN_EINVAL (-22)
 #define ALICORN_ENOMEM (-12)
 #define ALICORN_ESTATE (-1000) /* call made in the wrong session state */
+#define ALICORN_EINTERNAL (-1001) /* the host failed inside the call (since 1.2; logged with the
+                                     worker and request it concerns): close the connection */
 
 /* Settings a worker needs, as the host resolved them. Owned by the host; valid until the
    worker's destroy returns. */
@@ -124,7 +126,19 @@ typedef struct alicorn_worker_config {
   double keepalive;            /* --keep-alive, seconds of idle before closing; 0 = no keep-alive */
   uint32_t worker_index;       /* 0-based slot of this worker in the arbiter */
   uint32_t reserved;
+
+  /* --- since 1.2 --- */
+  /* listener_count entries of alicorn_listener_flags, one per listener_fds entry, so a plugin
+     need not ask the kernel what each socket is (TCP_NODELAY only applies to TCP, a unix
+     socket has no peer address). */
+  const uint32_t *listener_flags;
 } alicorn_worker_config;
+
+/* alicorn_worker_config.listener_flags (since 1.2). */
+enum alicorn_listener_flags {
+  ALICORN_LISTENER_UNIX = 1u << 0, /* AF_UNIX stream socket (else TCP over IPv4 or IPv6) */
+  ALICORN_LISTENER_INET6 = 1u << 1 /* TCP over IPv6 */
+};
 
 /* What the plugin knows about a new connection. Copied by session_new. */
 typedef struct alicorn_conn_info {
@@ -180,7 +194,10 @@ typedef struct alicorn_host_api {
   int (*wake_fd)(alicorn_worker_ctx *ctx);
   /* (any thread) Drain wake_fd, handle what the host handles itself (log reopening), and
      report whether the worker should keep running: an alicorn_run_state. Also reports
-     ALICORN_STOP_GRACEFUL once max_requests is reached or the arbiter went away. */
+     ALICORN_STOP_GRACEFUL once max_requests is reached or the arbiter went away.
+     Since 1.2 (host abi_minor >= 2) the host also makes wake_fd readable when the request
+     that reaches max_requests starts, so a plugin watching wake_fd needs no poll_signals
+     call after each response to notice it (a 1.0/1.1 host only reports it when asked). */
   int (*poll_signals)(alicorn_worker_ctx *ctx);
 
   /* (any thread) Open a session for an accepted connection. NULL on allocation failure. */
@@ -195,13 +212,28 @@ typedef struct alicorn_host_api {
   int (*session_run)(alicorn_session *s);
   /* Next piece of output. Returns an alicorn_pull_result or a negative error (treat as ABORT). */
   int (*session_pull)(alicorn_session *s, alicorn_output *out);
-  /* After ALICORN_PULL_DONE: 1 if the connection may carry another request, 0 to close it. */
+  /* After ALICORN_PULL_DONE: 1 if the connection may carry another request, 0 to close it.
+     It says what the response told the client (1 exactly when it did not say
+     `Connection: close`): a connection whose client was promised keep-alive must then be
+     kept for its next request, even when a stop began meanwhile (close it once it is idle,
+     after a short linger, or answer its next request, which then says close). */
   int (*session_keep_alive)(alicorn_session *s);
   /* Tell the session the client went away (read/write error or EOF) before the response was
      complete, so the host can close the app's iterable and log it. */
   void (*session_abort)(alicorn_session *s, int error);
   /* (any thread) Release the session and everything it holds. The plugin closes the fd. */
   void (*session_free)(alicorn_session *s);
+
+  /* --- since 1.2 (check ALICORN_HAS_FIELD(host, alicorn_host_api, session_unread_input)) --- */
+  /* After a response that ends the connection: 1 when the client may still be sending, so a
+     plain close() would reset the connection and can destroy the response before the client
+     read it: the session holds bytes beyond the answered request (pipelined after a close, or
+     more of a body than the request had), the request was refused before its body was read
+     (413, 400, ...), or the app left a streamed body unread. Then shut down the write side and
+     drain the input until the client closes (a lingering close), as nginx does. 0 when
+     nothing suggests more input. Bytes still in the kernel are the plugin's to check
+     (FIONREAD). */
+  int (*session_unread_input)(alicorn_session *s);
 } alicorn_host_api;
 
 /* What a plugin provides. Static storage in the plugin; read by the host after negotiation. */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
@@ -81,6 +82,130 @@ static inline ssize_t alicorn_fd_recv(void *io, void *buf, size_t len) {
 
 static inline ssize_t alicorn_fd_send(void *io, const void *buf, size_t len) {
   return alicorn_send_all((int)(intptr_t)io, buf, len);
+}
+
+/* ---- the session driver ----------------------------------------------------------------------
+
+   One connection's request loop for plugins that write with blocking sockets (sync, gthread and
+   the SDK example all use it): read, feed, write interim output, run the ready request, write
+   the response, then keep the connection for the next request (pipelined ones first) while
+   session_keep_alive says so. Keep-alive and pipelining are decided here once, for every
+   plugin that uses it.
+
+     alicorn_driver d;
+     alicorn_driver_init(&d, host, session, fd, buf, sizeof buf);
+     d.arg = my_state; d.wait = my_wait; ...          (all hooks optional)
+     while (alicorn_drive(&d) == ALICORN_DRIVE_WAIT) wait_until_readable(fd);
+     host->session_free(session); close(fd);
+
+   alicorn_drive returns ALICORN_DRIVE_CLOSE when the connection is finished (the client closed
+   or left, an error, no keep-alive, a hook said stop): free the session and close the fd.
+   It returns ALICORN_DRIVE_WAIT only when recv_flags has MSG_DONTWAIT and nothing is there to
+   read: the driver keeps its place, so call alicorn_drive again once the fd is readable (this
+   is how gthread hands an idle connection back to its poller). The driver holds no resource
+   and may be moved between threads between calls, never used by two at once. */
+
+enum alicorn_drive_result {
+  ALICORN_DRIVE_CLOSE = 0, /* done: session_free and close the fd */
+  ALICORN_DRIVE_WAIT = 1   /* nothing to read (MSG_DONTWAIT): call again once readable */
+};
+
+typedef struct alicorn_driver {
+  /* set by alicorn_driver_init */
+  const alicorn_host_api *host;
+  alicorn_session *session;
+  int fd;
+  char *buf; /* read buffer, owned by the caller */
+  size_t buf_size;
+  int recv_flags; /* 0 (block in recv) or MSG_DONTWAIT (return ALICORN_DRIVE_WAIT instead) */
+
+  /* optional hooks; `arg` is passed to each */
+  void *arg;
+  /* Before a blocking recv: wait until fd is readable. `idle` is 1 when no byte of the next
+     request came yet and at least one response went out (a keep-alive connection between
+     requests). Return 1 to read, 0 to close (a deadline passed, the worker is stopping). */
+  int (*wait)(void *arg, int fd, int idle);
+  /* After each read of n > 0 bytes was fed (rc is the feed result). Return 0 to go on,
+     non-zero to close the connection (a read budget ran out, ...). */
+  int (*on_read)(void *arg, ssize_t n, int rc);
+  /* A request is ready, just before session_run. Return 0 to go on, non-zero to close. */
+  int (*before_run)(void *arg);
+  /* After a response was written in full; keep_alive is session_keep_alive's answer. */
+  void (*on_response)(void *arg, int keep_alive);
+
+  /* state, read-only for the caller */
+  int rc;             /* the last feed result (ALICORN_FEED_NEED_MORE at the start) */
+  int in_request;     /* bytes of the current request were received */
+  unsigned long served; /* responses written on this connection */
+} alicorn_driver;
+
+static inline void alicorn_driver_init(alicorn_driver *d, const alicorn_host_api *host,
+                                       alicorn_session *session, int fd, char *buf,
+                                       size_t buf_size) {
+  memset(d, 0, sizeof *d);
+  d->host = host;
+  d->session = session;
+  d->fd = fd;
+  d->buf = buf;
+  d->buf_size = buf_size;
+  d->rc = ALICORN_FEED_NEED_MORE;
+}
+
+/* Drain the session's output (interim or a response) to the socket. 0, or -1 when the
+   connection must close (the client left: the session is told with session_abort). */
+static inline int alicorn_driver_send(alicorn_driver *d) {
+  alicorn_output out;
+  memset(&out, 0, sizeof out);
+  out.struct_size = sizeof out;
+  for (;;) {
+    int rc = d->host->session_pull(d->session, &out);
+    if (rc < 0 || rc == ALICORN_PULL_ABORT) return -1;
+    int err = alicorn_output_write_blocking(d->fd, &out);
+    if (err != 0) {
+      d->host->session_abort(d->session, err);
+      return -1;
+    }
+    if (rc == ALICORN_PULL_DONE) return 0;
+  }
+}
+
+static inline int alicorn_drive(alicorn_driver *d) {
+  const alicorn_host_api *h = d->host;
+  for (;;) {
+    if (d->rc == ALICORN_FEED_NEED_MORE) {
+      if (d->wait != NULL && !(d->recv_flags & MSG_DONTWAIT) &&
+          !d->wait(d->arg, d->fd, !d->in_request && d->served > 0))
+        return ALICORN_DRIVE_CLOSE;
+      ssize_t n = recv(d->fd, d->buf, d->buf_size, d->recv_flags);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && (d->recv_flags & MSG_DONTWAIT))
+          return ALICORN_DRIVE_WAIT;
+        return ALICORN_DRIVE_CLOSE; /* reset, or SO_RCVTIMEO expired */
+      }
+      if (n == 0) return ALICORN_DRIVE_CLOSE; /* the client closed */
+      d->in_request = 1;
+      d->rc = h->session_feed(d->session, d->buf, (size_t)n);
+      if (d->on_read != NULL && d->on_read(d->arg, n, d->rc) != 0) return ALICORN_DRIVE_CLOSE;
+    } else if (d->rc == ALICORN_FEED_SEND) {
+      /* interim output such as "100 Continue" (when the app cannot read the body itself) */
+      if (alicorn_driver_send(d) != 0) return ALICORN_DRIVE_CLOSE;
+      d->rc = ALICORN_FEED_NEED_MORE;
+    } else if (d->rc == ALICORN_FEED_READY) {
+      if (d->before_run != NULL && d->before_run(d->arg) != 0) return ALICORN_DRIVE_CLOSE;
+      if (h->session_run(d->session) != 0) return ALICORN_DRIVE_CLOSE; /* the app runs here */
+      if (alicorn_driver_send(d) != 0) return ALICORN_DRIVE_CLOSE;
+      ++d->served;
+      d->in_request = 0;
+      int keep = h->session_keep_alive(d->session);
+      if (d->on_response != NULL) d->on_response(d->arg, keep);
+      if (!keep) return ALICORN_DRIVE_CLOSE;
+      d->rc = h->session_feed(d->session, NULL, 0); /* a pipelined request may be buffered */
+      if (d->rc != ALICORN_FEED_NEED_MORE) d->in_request = 1;
+    } else {
+      return ALICORN_DRIVE_CLOSE; /* a negative error from session_feed */
+    }
+  }
 }
 
 #ifdef __cplusplus
