@@ -13,6 +13,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/app_spec.hpp"
@@ -155,6 +156,7 @@ struct LoadedConfig {
 };
 
 // A value read from a Python config file, converted from the Python object.
+struct FileEntry;
 struct FileValue {
   enum class Kind { None, Bool, Int, Float, Str, List, Dict, Callable, Other };
   Kind kind = Kind::None;
@@ -164,7 +166,14 @@ struct FileValue {
   std::string text;       // Str: the string; Callable and Other: repr()
   std::string type_name;  // the Python type's name, for messages
   std::vector<FileValue> items;                            // List (list, tuple, set)
-  std::vector<std::pair<std::string, FileValue>> entries;  // Dict (keys as str())
+  std::vector<FileEntry> entries;  // Dict (keys as str())
+};
+// One dict entry. A struct, not std::pair: a pair of an incomplete FileValue inside FileValue is
+// refused by clang with libstdc++ (the fuzz build).
+struct FileEntry {
+  std::string first;
+  FileValue second;
+  FileEntry(std::string key, FileValue value) : first(std::move(key)), second(std::move(value)) {}
 };
 using FileNames = std::vector<std::pair<std::string, FileValue>>;
 
