@@ -176,9 +176,9 @@ class StartError(Exception):
     """A server that could not be started or does not answer correctly; str() is the reason."""
 
 
-def proc_children(pid: int) -> list[int]:
-    """Direct children of pid, from /proc/*/stat."""
-    kids = []
+def ppid_map() -> dict[int, int]:
+    """pid -> parent pid of every process, from /proc/*/stat."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -188,9 +188,14 @@ def proc_children(pid: int) -> list[int]:
         except OSError:
             continue
         rest = stat[stat.rfind(b")") + 2:].split()
-        if len(rest) > 1 and int(rest[1]) == pid:
-            kids.append(int(entry))
-    return sorted(kids)
+        if len(rest) > 1:
+            out[int(entry)] = int(rest[1])
+    return out
+
+
+def proc_children(pid: int) -> list[int]:
+    """Direct children of pid, from /proc/*/stat."""
+    return sorted(child for child, parent in ppid_map().items() if parent == pid)
 
 
 def vmrss_kb(pid: int) -> int | None:

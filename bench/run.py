@@ -57,24 +57,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # /proc: the process tree, its CPU time and memory
 
 
-def _ppid_map() -> dict[int, int]:
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(b")") + 2:].split()
-        out[int(entry)] = int(rest[1])
-    return out
-
-
 def process_tree(root: int) -> list[int]:
     """root and all its descendants."""
-    parents = _ppid_map()
+    parents = B.ppid_map()
     kids: dict[int, list[int]] = {}
     for pid, ppid in parents.items():
         kids.setdefault(ppid, []).append(pid)
