@@ -463,7 +463,8 @@ class Refused(AlicornTestCase):
     def test_unsupported_values_name_what_to_do(self):
         self.refuse_file("strip_header_spaces = True\n", ["strip_header_spaces", "RFC 9112"])
         self.refuse_file("spew = True\n", ["spew", "sys.settrace"])
-        self.refuse_file('header_map = "dangerous"\n', ["header_map", "dropped"])
+        self.refuse_file('header_map = "keep"\n', ["header_map", "drop, refuse or dangerous"])
+        self.refuse_file('http_protocols = "h1,h2"\n', ["http_protocols", "HTTP/2"])
 
     def test_worker_tmp_dir_must_be_a_folder(self):
         self.refuse_file('worker_tmp_dir = "/nonexistent/tmp"\n',

@@ -88,12 +88,12 @@ const Setting kMoreSettings[] = {
      "Accept obsolete line folding in headers (refused when true)", 0, kAny,
      "refused when true: obsolete folding is refused (RFC 9112); fix the client"},
     {"casefold_http_method", "--casefold-http-method", &Config::casefold_http_method, "",
-     "Upper-case lower-case methods (refused when true)", 0, kAny,
-     "refused when true: methods are case-sensitive (RFC 9110); send upper-case methods"},
+     "Upper-case the method before the app sees it (with --permit-unconventional-http-method, "
+     "which lets lower-case methods through)"},
     {"permit_unconventional_http_method", "--permit-unconventional-http-method",
      &Config::permit_unconventional_http_method, "",
-     "Accept methods outside the usual set (refused when true)", 0, kAny,
-     "refused when true: alicorn's parser accepts the registered methods only"},
+     "Accept any RFC 9110 token as the method: lower-case letters, '#', fewer than 3 or more "
+     "than 20 bytes (default: upper-case tokens of 3 to 20 bytes, as Gunicorn)"},
     {"permit_unconventional_http_version", "--permit-unconventional-http-version",
      &Config::permit_unconventional_http_version, "",
      "Accept HTTP versions other than 1.0 and 1.1 (refused when true)", 0, kAny,
@@ -103,9 +103,9 @@ const Setting kMoreSettings[] = {
      "Accept ambiguous Content-Length/Transfer-Encoding framing (refused when true)", 0, kAny,
      "refused when true: ambiguous framing is how requests are smuggled; fix the client or proxy"},
     {"header_map", "--header-map", &Config::header_map, "MODE",
-     "Headers with an underscore in the name: drop (the only mode) [default: drop]", 0, kAny,
-     "refused unless drop: underscored header names are dropped, so X_Forwarded_For cannot "
-     "spoof X-Forwarded-For"},
+     "Headers with an underscore in the name: drop (left out of the environ, so X_Forwarded_For "
+     "cannot pose as X-Forwarded-For), refuse (400), or dangerous (passed as HTTP_X_FORWARDED_FOR, "
+     "colliding with the dashed name) [default: drop]"},
     {"default_proc_name", "", &Config::default_proc_name, "NAME",
      "Process name when proc_name is unset [default: the app spec]"},
     {"logger_class", "--logger-class", &Config::logger_class, "CLASS",
@@ -266,6 +266,63 @@ const Setting kSettings[] = {
      "Send the processes' stdout and stderr (the app's print()) to the error log file"},
 };
 
+// Settings of features alicorn does not serve yet (Gunicorn 25+: HTTP/2, the ASGI worker,
+// dirty workers). Those that would turn the feature on are refused when set (check_supported);
+// the tuning knobs that only matter once it is on are accepted as no-ops, so a config file
+// that sets them with the feature off still starts.
+constexpr const char* kNoH2 =
+    "HTTP/2 is not served yet: terminate HTTP/2 in the proxy in front (nginx, HAProxy) and "
+    "speak HTTP/1.1 to alicorn";
+constexpr const char* kNoAsgi =
+    "the ASGI worker does not exist yet (alicorn serves WSGI apps); run ASGI apps under uvicorn";
+constexpr const char* kNoDirty =
+    "dirty workers do not exist yet; run long jobs in a task queue (Celery, RQ) instead";
+const Setting kLaterSettings[] = {
+    {"http_protocols", "--http-protocols", &Config::http_protocols, "PROTOCOLS",
+     "Comma-separated HTTP protocols to serve: h1 only (h2 is refused) [default: h1]", 0, kAny,
+     "refused unless h1: HTTP/2 is not served yet; terminate it in the proxy in front"},
+    {"http2_max_concurrent_streams", "--http2-max-concurrent-streams",
+     &Config::http2_max_concurrent_streams, "INT",
+     "HTTP/2 tuning; a no-op while only h1 is served [default: 100]", 0, kAny,
+     "no-op: applies to HTTP/2, which is not served yet"},
+    {"http2_initial_window_size", "--http2-initial-window-size",
+     &Config::http2_initial_window_size, "INT",
+     "HTTP/2 tuning; a no-op while only h1 is served [default: 65535]", 0, kAny,
+     "no-op: applies to HTTP/2, which is not served yet"},
+    {"http2_max_frame_size", "--http2-max-frame-size", &Config::http2_max_frame_size, "INT",
+     "HTTP/2 tuning; a no-op while only h1 is served [default: 16384]", 0, kAny,
+     "no-op: applies to HTTP/2, which is not served yet"},
+    {"http2_max_header_list_size", "--http2-max-header-list-size",
+     &Config::http2_max_header_list_size, "INT",
+     "HTTP/2 tuning; a no-op while only h1 is served [default: 65536]", 0, kAny,
+     "no-op: applies to HTTP/2, which is not served yet"},
+    {"asgi_loop", "--asgi-loop", &Config::asgi_loop, "LOOP",
+     "ASGI worker event loop; a no-op (there is no ASGI worker yet) [default: auto]", 0, kAny,
+     "no-op: applies to the ASGI worker, which does not exist yet"},
+    {"asgi_lifespan", "--asgi-lifespan", &Config::asgi_lifespan, "MODE",
+     "ASGI lifespan protocol; a no-op (there is no ASGI worker yet) [default: auto]", 0, kAny,
+     "no-op: applies to the ASGI worker, which does not exist yet"},
+    {"asgi_disconnect_grace_period", "--asgi-disconnect-grace-period",
+     &Config::asgi_disconnect_grace_period, "SECONDS",
+     "ASGI disconnect grace period; a no-op (there is no ASGI worker yet) [default: 3]", 0, kAny,
+     "no-op: applies to the ASGI worker, which does not exist yet"},
+    {"dirty_apps", "--dirty-app", &Config::dirty_apps, "APP",
+     "Apps for dirty workers (refused: dirty workers do not exist yet)", 0, kAny,
+     "refused when set: dirty workers do not exist yet"},
+    {"dirty_workers", "--dirty-workers", &Config::dirty_workers, "INT",
+     "Number of dirty workers: 0 only (refused above 0) [default: 0]", 0, kAny,
+     "refused above 0: dirty workers do not exist yet"},
+    {"dirty_timeout", "--dirty-timeout", &Config::dirty_timeout, "SECONDS",
+     "Dirty worker timeout; a no-op without dirty workers [default: 300]", 0, kAny,
+     "no-op: applies to dirty workers, which do not exist yet"},
+    {"dirty_threads", "--dirty-threads", &Config::dirty_threads, "INT",
+     "Threads per dirty worker; a no-op without dirty workers [default: 1]", 0, kAny,
+     "no-op: applies to dirty workers, which do not exist yet"},
+    {"dirty_graceful_timeout", "--dirty-graceful-timeout", &Config::dirty_graceful_timeout,
+     "SECONDS", "Dirty worker graceful timeout; a no-op without dirty workers [default: 30]", 0,
+     kAny, "no-op: applies to dirty workers, which do not exist yet"},
+};
+
 struct ActionFlag {
   const char* flags;
   Action action;
@@ -292,6 +349,7 @@ const std::vector<const Setting*>& all_settings() {
     std::vector<const Setting*> v;
     for (const auto& s : kSettings) v.push_back(&s);
     for (const auto& s : kMoreSettings) v.push_back(&s);
+    for (const auto& s : kLaterSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -460,30 +518,38 @@ void apply(Config& c, const Setting& s, const Raw& raw) {
 
 // Settings accepted with their default only (see their status in kMoreSettings).
 void check_supported(const Config& c, const std::map<std::string, std::string>& sources) {
-  auto refuse = [&](const char* name, const std::string& value) {
-    const Setting* s = find_setting(name);
-    std::string status = s->status;
-    auto colon = status.find(": ");
-    std::string why = colon == std::string::npos ? status : status.substr(colon + 2);
+  auto where = [&](const char* name) {
     auto it = sources.find(name);
-    std::string where = it != sources.end() && it->second.rfind("file ", 0) == 0
-                            ? it->second.substr(5) + ": "
-                            : "";
-    throw ConfigError(fmt::format("{}{}: '{}' is not supported by alicorn: {}", where, name,
+    return it != sources.end() && it->second.rfind("file ", 0) == 0 ? it->second.substr(5) + ": "
+                                                                    : std::string();
+  };
+  // `why` defaults to the setting's status without its "refused ...: " head.
+  auto refuse = [&](const char* name, const std::string& value, std::string why = {}) {
+    if (why.empty()) {
+      std::string status = find_setting(name)->status;
+      auto colon = status.find(": ");
+      why = colon == std::string::npos ? status : status.substr(colon + 2);
+    }
+    throw ConfigError(fmt::format("{}{}: '{}' is not supported by alicorn: {}", where(name), name,
                                   value, why));
   };
   const std::pair<const char*, bool> flags[] = {
       {"spew", c.spew},
       {"strip_header_spaces", c.strip_header_spaces},
       {"permit_obsolete_folding", c.permit_obsolete_folding},
-      {"casefold_http_method", c.casefold_http_method},
-      {"permit_unconventional_http_method", c.permit_unconventional_http_method},
       {"permit_unconventional_http_version", c.permit_unconventional_http_version},
       {"tolerate_dangerous_framing", c.tolerate_dangerous_framing},
   };
   for (const auto& [name, on] : flags)
     if (on) refuse(name, "true");
-  if (lower(c.header_map) != "drop") refuse("header_map", c.header_map);
+  for (const auto& p : c.http_protocols)
+    if (lower(p) != "h1")
+      refuse("http_protocols", p, lower(p) == "h2" ? kNoH2 : "the HTTP protocols are h1 (and h2, later)");
+  if (!c.dirty_apps.empty()) refuse("dirty_apps", c.dirty_apps.front(), kNoDirty);
+  if (c.dirty_workers > 0) refuse("dirty_workers", std::to_string(c.dirty_workers), kNoDirty);
+  if (const std::string m = lower(c.header_map); m != "drop" && m != "refuse" && m != "dangerous")
+    throw ConfigError(fmt::format("{}header_map: '{}' is not a mode: use drop, refuse or dangerous",
+                                  where("header_map"), c.header_map));
   if (c.logger_class != "gunicorn.glogging.Logger" && c.logger_class != "glogging.Logger" &&
       c.logger_class != "simple")
     refuse("logger_class", c.logger_class);
@@ -1021,6 +1087,7 @@ std::string map_worker_class(const std::string& name) {
        "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
       {"uvicorn.workers.UvicornH11Worker",
        "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
+      {"asgi", kNoAsgi},
       {"uvicorn_worker.UvicornWorker",
        "ASGI apps are not served yet (alicorn serves WSGI); for a WSGI app use uv"},
   };

@@ -103,11 +103,11 @@ struct Config {
   bool enable_stdio_inheritance = false; // -R: a no-op (stdio is inherited unless --daemon)
   bool strip_header_spaces = false;      // only the RFC 9112 behaviour (false) is accepted
   bool permit_obsolete_folding = false;  // likewise
-  bool casefold_http_method = false;     // likewise
-  bool permit_unconventional_http_method = false;   // likewise
+  bool casefold_http_method = false;     // upper-case the method (with the next one)
+  bool permit_unconventional_http_method = false;   // any token method
   bool permit_unconventional_http_version = false;  // likewise
   bool tolerate_dangerous_framing = false;          // likewise
-  std::string header_map = "drop";       // --header-map: only drop (underscored names dropped)
+  std::string header_map = "drop";       // --header-map: drop, refuse (400) or dangerous
   std::string default_proc_name = "";    // the process name when proc_name is unset
   std::string logger_class = "gunicorn.glogging.Logger";  // only the default is accepted
   // Server hooks defined in a Python config file: hook name -> the callable's repr.
@@ -129,6 +129,21 @@ struct Config {
   std::string syslog_facility = "user";        // --log-syslog-facility
   bool disable_redirect_access_to_syslog = false;  // --disable-redirect-access-to-syslog
   bool capture_output = false;                 // --capture-output
+  // Features not served yet (config.cpp, kLaterSettings): refused when turned on, their tuning
+  // knobs accepted as no-ops.
+  std::vector<std::string> http_protocols{"h1"};  // --http-protocols: h1 only
+  int http2_max_concurrent_streams = 100;
+  int http2_initial_window_size = 65535;
+  int http2_max_frame_size = 16384;
+  int http2_max_header_list_size = 65536;
+  std::string asgi_loop = "auto";
+  std::string asgi_lifespan = "auto";
+  int asgi_disconnect_grace_period = 3;
+  std::vector<std::string> dirty_apps;            // refused when set
+  int dirty_workers = 0;                          // refused above 0
+  int dirty_timeout = 300;
+  int dirty_threads = 1;
+  int dirty_graceful_timeout = 30;
 
   bool operator==(const Config&) const = default;
 };

@@ -11,6 +11,7 @@ namespace alicorn {
 
 bool ForwardedSettings::from_config(const Config& c, ForwardedSettings& out, std::string& error) {
   out = ForwardedSettings();
+  out.refuse_underscore = iequals(c.header_map, "refuse");
   std::string why;
   if (!AddressList::parse(c.forwarded_allow_ips, out.allow, why)) {
     error = "forwarded_allow_ips: " + why + " (expected addresses, CIDR networks or *)";
@@ -54,6 +55,15 @@ bool ForwardedSettings::trusts(const sockaddr* peer) const {
 bool is_forwarder_header(const ForwardedSettings& settings, std::string_view name) {
   return std::any_of(settings.forwarder_headers.begin(), settings.forwarder_headers.end(),
                      [&](const std::string& f) { return f == "*" || iequals(f, name); });
+}
+
+const HttpHeader* refused_underscore_header(const ForwardedSettings& settings, bool trusted,
+                                            const std::vector<HttpHeader>& headers) {
+  for (const auto& h : headers)
+    if (h.name.find('_') != std::string_view::npos &&
+        !(trusted && is_forwarder_header(settings, h.name)))
+      return &h;
+  return nullptr;
 }
 
 ForwardedView read_forwarded(const ForwardedSettings& settings, bool trusted,

@@ -32,6 +32,7 @@ struct ForwardedSettings {
   std::vector<std::pair<std::string, std::string>> secure_scheme_headers;  // name, value
   std::vector<std::string> forwarder_headers;                              // upper-case
   std::string root_path;  // without a trailing '/'; "" = mounted at the root
+  bool refuse_underscore = false;  // header_map = refuse: a 400 for a name with '_'
 
   // From the resolved settings; false with `error` naming the setting and the bad value.
   static bool from_config(const Config& c, ForwardedSettings& out, std::string& error);
@@ -51,6 +52,11 @@ struct ForwardedView {
 // `trusted`: ForwardedSettings::trusts(peer) for the connection.
 ForwardedView read_forwarded(const ForwardedSettings& settings, bool trusted,
                              const std::vector<HttpHeader>& headers);
+
+// header_map = refuse: the first header name with '_' that is not a forwarder header of a
+// trusted peer, or nullptr.
+const HttpHeader* refused_underscore_header(const ForwardedSettings& settings, bool trusted,
+                                            const std::vector<HttpHeader>& headers);
 
 // Whether `name` (a header name with '_') is one of the forwarder headers the trusted proxy may
 // send; such a header is otherwise dropped from the environ.

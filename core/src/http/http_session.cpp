@@ -269,6 +269,8 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
     limits.header_fields = static_cast<size_t>(c.limit_request_fields);
     limits.field_size = static_cast<size_t>(c.limit_request_field_size);
     limits.body = static_cast<uint64_t>(c.limit_request_body);
+    limits.permit_unconventional_method = c.permit_unconventional_http_method;
+    limits.casefold_method = c.casefold_http_method;
     s = new alicorn_session(limits);
     s->ctx = ctx;
     s->listener_index = info->listener_index < ctx->listener_fds.size() ? info->listener_index : 0;

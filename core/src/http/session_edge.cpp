@@ -49,7 +49,14 @@ int edge_consume_proxy(alicorn_session* s, const char*& data, size_t& len) {
 void edge_after_headers(alicorn_session* s) {
   const EdgeSettings& e = edge_settings(*s->ctx->config);
   s->fwd = read_forwarded(e.forwarded, s->forwarded_trusted, s->parser.headers());
-  if (s->fwd.error_status != 0) s->parser.reject(s->fwd.error_status, s->fwd.error);
+  if (s->fwd.error_status != 0) {
+    s->parser.reject(s->fwd.error_status, s->fwd.error);
+  } else if (e.forwarded.refuse_underscore) {
+    if (const HttpHeader* h =
+            refused_underscore_header(e.forwarded, s->forwarded_trusted, s->parser.headers()))
+      s->parser.reject(400, "header name with an underscore: " + std::string(h->name) +
+                                " (header_map = refuse)");
+  }
 }
 
 void edge_describe(alicorn_session* s) {

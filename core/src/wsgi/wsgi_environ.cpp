@@ -74,7 +74,8 @@ std::string percent_decode(std::string_view in) {
 PyObject* finish_environ(WsgiSession* s, PyObject* env);
 
 // The environ key of a request header (HTTP_USER_AGENT, CONTENT_TYPE), cached by the name as
-// the client spelled it; nullptr for a name with '_', which could pose as one with '-'. The
+// the client spelled it; nullptr for a name with '_', which could pose as one with '-' (unless
+// header_map = dangerous; header_map = refuse has answered 400 before the environ). The
 // cache stops growing at kMaxHeaderKeys names (a client inventing names). Returns a new
 // reference.
 constexpr size_t kMaxHeaderKeys = 1024;
@@ -90,7 +91,7 @@ PyObject* environ_key(WsgiGlobals* g, std::string_view name) {
     } else if (iequals(name, "content-length")) {
       k = g->k_CONTENT_LENGTH;
       Py_INCREF(k);
-    } else if (name.find('_') != std::string_view::npos) {
+    } else if (!g->underscore_headers && name.find('_') != std::string_view::npos) {
       k = nullptr;
     } else {
       std::string key("HTTP_");

@@ -3,6 +3,7 @@
 // over a real file as a sendfile segment) and PEP 3333's close().
 #include "wsgi/wsgi_session.hpp"  // Python.h first
 
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,6 +280,7 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   g->file_wrapper = make_file_wrapper_class();
   if (const char* sn = std::getenv("SCRIPT_NAME")) g->script_name = sn;
   while (!g->script_name.empty() && g->script_name.back() == '/') g->script_name.pop_back();
+  g->underscore_headers = strcasecmp(ctx->config->header_map.c_str(), "dangerous") == 0;
 
   PyObject* env = PyDict_New();
   auto put = [&](const char* key, PyObject* value) {

@@ -40,6 +40,7 @@ struct WsgiGlobals final : app::AppAdapter {
   PyObject* protocol_11 = nullptr;
   PyObject* protocol_10 = nullptr;
   std::string script_name;
+  bool underscore_headers = false;  // header_map = dangerous: names with '_' are passed on
 #define ALICORN_KEYS(X)                                                                        \
   X(REQUEST_METHOD) X(SCRIPT_NAME) X(PATH_INFO) X(QUERY_STRING) X(RAW_URI) X(SERVER_PROTOCOL) \
   X(SERVER_NAME) X(SERVER_PORT) X(REMOTE_ADDR) X(REMOTE_PORT) X(CONTENT_TYPE) X(CONTENT_LENGTH)
