@@ -119,6 +119,16 @@ enum Step { kContinue, kWait, kGone };
 // What follows the uv_write of coalesced responses (Conn::after_flush).
 enum class AfterFlush : uint8_t { None, Process, Close };
 
+// What a connection needs only while it writes a response: the pending uv_write and the pulled
+// output (with its iovecs, 480 bytes together). Taken from the worker's pool when a response
+// starts (drain, flush_coalesced) and given back when the connection waits for its client
+// again, so an idle keep-alive connection does not hold one.
+struct WriteState {
+  uv_write_t wreq;
+  alicorn_output out;  // out.file_offset/file_length advance as the file segment goes out
+  WriteState* next;    // in Worker::wpool
+};
+
 struct Conn {
   union Handle {
     uv_handle_t handle;
@@ -126,7 +136,7 @@ struct Conn {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } h;
-  uv_write_t wreq;
+  WriteState* io;  // while a response is written (see WriteState), else nullptr
   Worker* w;
   alicorn_session* s;
   Conn* prev;  // timeout list
@@ -145,7 +155,6 @@ struct Conn {
   bool registered;   // counted in Worker::nconns
   bool nodelay_due;  // TCP, TCP_NODELAY not set yet (see write_output)
   bool wrote;        // something was written on this connection
-  alicorn_output out;  // out.file_offset/file_length advance as the file segment goes out
   char* file_buf;      // kFileBlock bytes for the sendfile fallback, allocated on first use
   size_t file_block;   // bytes of file_buf in the pending uv_write (0: no file block in flight)
   char* flush_buf;     // coalesced bytes the socket did not take, in the pending uv_write
@@ -201,6 +210,8 @@ struct Worker {
   uint64_t last_accept_error_log = 0;
   Conn* pool = nullptr;
   size_t pool_size = 0;
+  WriteState* wpool = nullptr;  // spare WriteStates (as many as connections wrote at once)
+  size_t wpool_size = 0;
   Conn* coal_owner = nullptr;  // the connection whose responses are in coalbuf
   size_t coal_len = 0;
   alignas(64) char readbuf[kReadBufferSize];
@@ -285,10 +296,7 @@ Conn* acquire_conn(Worker* w) noexcept {
   c->phase = Phase::Reading;
   c->in_response = c->got_bytes = c->reading = c->registered = false;
   c->nodelay_due = c->wrote = false;
-  c->out.struct_size = sizeof c->out;
-  c->out.iovcnt = 0;
-  c->out.file_fd = -1;
-  c->out.file_offset = c->out.file_length = 0;
+  c->io = nullptr;
   c->file_buf = nullptr;
   c->file_block = 0;
   c->flush_buf = nullptr;
@@ -297,7 +305,43 @@ Conn* acquire_conn(Worker* w) noexcept {
   return c;
 }
 
+// The connection's WriteState, taken from the pool when it has none; nullptr when out of memory.
+WriteState* take_io(Conn* c) noexcept {
+  if (c->io != nullptr) return c->io;
+  Worker* w = c->w;
+  WriteState* io = w->wpool;
+  if (io != nullptr) {
+    w->wpool = io->next;
+    --w->wpool_size;
+  } else {
+    io = new (std::nothrow) WriteState();
+    if (io == nullptr) return nullptr;
+  }
+  io->out.struct_size = sizeof io->out;
+  io->out.iovcnt = 0;
+  io->out.file_fd = -1;
+  io->out.file_offset = io->out.file_length = 0;
+  c->io = io;
+  return io;
+}
+
+// No write is pending on `c` (it waits for its client, or is closed): its WriteState goes back.
+void give_back_io(Conn* c) noexcept {
+  WriteState* io = c->io;
+  if (io == nullptr) return;
+  c->io = nullptr;
+  Worker* w = c->w;
+  if (w->wpool_size < kPoolMax) {
+    io->next = w->wpool;
+    w->wpool = io;
+    ++w->wpool_size;
+  } else {
+    delete io;
+  }
+}
+
 void release_conn(Worker* w, Conn* c) noexcept {
+  give_back_io(c);
   delete[] c->file_buf;  // not kept in the pool: 64 KB each
   c->file_buf = nullptr;
   delete[] c->flush_buf;
@@ -405,7 +449,7 @@ void set_nodelay(Conn* c) noexcept {
 // pread and written with uv_write, whose completion (on_write) advances the segment and calls
 // this again. Returns 0 when the segment is out, 1 when a uv_write is pending, or a negative error.
 int send_file(Conn* c, bool defer) noexcept {
-  alicorn_output& o = c->out;
+  alicorn_output& o = c->io->out;
   if (o.file_fd < 0 || o.file_length <= 0) return 0;
   uv_os_fd_t fd = -1;
   if (int r = uv_fileno(&c->h.handle, &fd); r != 0) return r;
@@ -445,7 +489,7 @@ int send_file(Conn* c, bool defer) noexcept {
   if (n < 0) return -errno;
   if (n == 0) return -EPIPE;  // the file shrank
   uv_buf_t buf = uv_buf_init(c->file_buf, static_cast<unsigned>(n));
-  int r = uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write);
+  int r = uv_write(&c->io->wreq, &c->h.stream, &buf, 1, on_write);
   if (r < 0) return r;
   c->file_block = static_cast<size_t>(n);
   return 1;
@@ -458,7 +502,7 @@ int send_file(Conn* c, bool defer) noexcept {
 // Coalesced responses waiting in the loop's buffer go first, in the same writev.
 int write_output(Conn* c, bool defer) noexcept {
   Worker* w = c->w;
-  alicorn_output& o = c->out;
+  alicorn_output& o = c->io->out;
   int cnt = o.iovcnt;
   if (cnt > ALICORN_OUTPUT_IOV_MAX) return ALICORN_EINVAL;
   if (cnt < 0) cnt = 0;
@@ -501,7 +545,7 @@ int write_output(Conn* c, bool defer) noexcept {
     std::memcpy(c->flush_buf, bufs->base, bufs->len);
     bufs->base = c->flush_buf;
   }
-  int r = uv_write(&c->wreq, &c->h.stream, bufs, static_cast<unsigned>(cnt), on_write);
+  int r = uv_write(&c->io->wreq, &c->h.stream, bufs, static_cast<unsigned>(cnt), on_write);
   return r < 0 ? r : 1;
 }
 
@@ -509,7 +553,7 @@ int write_output(Conn* c, bool defer) noexcept {
 // Pipelining above) instead of written. False when it does not qualify or does not fit.
 bool coalesce(Conn* c) noexcept {
   Worker* w = c->w;
-  const alicorn_output& o = c->out;
+  const alicorn_output& o = c->io->out;
   if (o.iovcnt < 0 || o.iovcnt > ALICORN_OUTPUT_IOV_MAX) return false;
   if (o.file_fd >= 0 && o.file_length > 0) return false;
   size_t total = 0;
@@ -530,9 +574,11 @@ bool coalesce(Conn* c) noexcept {
 // `then` runs when it completes (on_write), negative: an error.
 int flush_coalesced(Conn* c, AfterFlush then, int rc) noexcept {
   if (c->w->coal_len == 0) return 0;
-  c->out.iovcnt = 0;
-  c->out.file_fd = -1;
-  c->out.file_length = 0;
+  WriteState* io = take_io(c);
+  if (io == nullptr) return ALICORN_ENOMEM;
+  io->out.iovcnt = 0;
+  io->out.file_fd = -1;
+  io->out.file_length = 0;
   int r = write_output(c, false);
   if (r > 0) {
     c->after_flush = then;
@@ -548,8 +594,13 @@ int flush_coalesced(Conn* c, AfterFlush then, int rc) noexcept {
 // takes over), or the connection was closed (kGone).
 Step drain(Conn* c) noexcept {
   Worker* w = c->w;
+  WriteState* io = take_io(c);
+  if (io == nullptr) {
+    close_conn(c, ALICORN_ENOMEM);
+    return kGone;
+  }
   for (;;) {
-    int pr = w->host->session_pull(c->s, &c->out);
+    int pr = w->host->session_pull(c->s, &io->out);
     w->clock_stale = true;  // a generator may have run
     if (pr < 0 || pr == ALICORN_PULL_ABORT) {
       close_conn(c, pr < 0 ? pr : -ECONNABORTED);
@@ -632,6 +683,7 @@ void process(Conn* c, int rc) noexcept {
           return;
         }
         if (c->list == kNoList) list_append(w, c, c->got_bytes ? kReading : kIdle);
+        give_back_io(c);  // nothing is being written: the client's turn
         start_reading(c);
         return;
       case ALICORN_FEED_SEND: {
@@ -702,8 +754,8 @@ void on_write(uv_write_t* req, int status) noexcept {
   delete[] c->flush_buf;  // coalesced bytes, now out
   c->flush_buf = nullptr;
   if (c->file_block > 0) {  // a block of the file segment went out
-    c->out.file_offset += static_cast<int64_t>(c->file_block);
-    c->out.file_length -= static_cast<int64_t>(c->file_block);
+    c->io->out.file_offset += static_cast<int64_t>(c->file_block);
+    c->io->out.file_length -= static_cast<int64_t>(c->file_block);
     c->file_block = 0;
   }
   // The iovs (or a file block) are out; the rest of the file segment comes before the next pull.
@@ -1052,6 +1104,12 @@ void teardown(Worker* w) noexcept {
     delete c;
   }
   w->pool_size = 0;
+  while (w->wpool != nullptr) {
+    WriteState* io = w->wpool;
+    w->wpool = io->next;
+    delete io;
+  }
+  w->wpool_size = 0;
   delete[] w->listeners;
   w->listeners = nullptr;
   if (w->epfd >= 0) ::close(w->epfd);

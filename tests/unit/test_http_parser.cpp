@@ -652,6 +652,33 @@ TEST(HttpParserValid, UnconventionalMethodsWhenPermitted) {
   EXPECT_EQ(parse_all("G@T / HTTP/1.1\r\nHost: h\r\n\r\n", l).error_status, 400);
 }
 
+TEST(HttpParserValid, ReleasedBuffersAreTakenBackForTheNextRequest) {
+  // An idle keep-alive connection gives its buffers to the thread's spares; requests parsed
+  // after that, on this parser or another that took them, are whole and independent.
+  RequestParser a{HttpLimits{}}, b{HttpLimits{}};
+  size_t used = 0;
+  std::string first = "POST /first?x=1 HTTP/1.1\r\nHost: h\r\nX-One: 1\r\n"
+                      "Content-Length: 5\r\n\r\nhello";
+  ASSERT_EQ(a.feed(first.data(), first.size(), used), Status::Complete);
+  a.release_buffers();
+  EXPECT_FALSE(a.headers_complete());
+  EXPECT_TRUE(a.headers().empty());
+  EXPECT_TRUE(a.body().empty());
+  a.release_buffers();  // twice is harmless
+  std::string second = "GET /second HTTP/1.1\r\nHost: other\r\n\r\n";
+  ASSERT_EQ(b.feed(second.data(), second.size(), used), Status::Complete);  // takes a's
+  EXPECT_EQ(b.target(), "/second");
+  ASSERT_EQ(b.headers().size(), 1u);
+  EXPECT_EQ(b.headers()[0].value, "other");
+  std::string third = "GET /third HTTP/1.1\r\nHost: h3\r\nX-Two: 2\r\n\r\n";
+  ASSERT_EQ(a.feed(third.data(), third.size(), used), Status::Complete);
+  EXPECT_EQ(a.method(), "GET");
+  EXPECT_EQ(a.target(), "/third");
+  ASSERT_EQ(a.headers().size(), 2u);
+  EXPECT_EQ(a.headers()[1].name, "X-Two");
+  EXPECT_EQ(b.target(), "/second");  // untouched by a's new request
+}
+
 TEST(HttpParserValid, ObsTextInTargetPassedThrough) {
   // nginx and Gunicorn accept bytes >= 0x80 in the target; PEP 3333 hands them to the app as
   // latin-1, so the parser keeps them as they came.

@@ -42,6 +42,8 @@ class ConnBodyStream final : public app::BodyStream {
     failure_ = Failure::None;
     errno_ = 0;
   }
+  // The connection is idle: the 64 KiB receive buffer goes back to malloc.
+  void release_buffers() { std::string().swap(recv_buf_); }
 
   // The plugin's blocking I/O (conn_info.io/recv/send): called without any interpreter lock.
   void* io = nullptr;
@@ -70,7 +72,12 @@ struct Framing {
   bool finished = false;
   bool file_pending = false;     // reply's file segment not handed out yet
   int64_t file_in_flight = 0;    // handed to the plugin, not yet known to be written
-  char frames[ALICORN_OUTPUT_IOV_MAX][24];  // chunk-size lines
+  // Chunk-size lines, made for the first chunked response (most responses are not chunked, and
+  // an idle connection holds none).
+  struct Frames {
+    char line[ALICORN_OUTPUT_IOV_MAX][24];
+  };
+  std::unique_ptr<Frames> frames;
 
   void reset() {
     buf.clear();
@@ -80,6 +87,20 @@ struct Framing {
     chunked = no_body = keep_alive = finished = file_pending = false;
     file_in_flight = 0;
   }
+};
+
+// One request and its response: what a connection holds only while a request is in progress.
+// An idle keep-alive connection gives it back (release_idle in http_session.cpp) to the
+// thread's spares, with the capacity its buffers grew to, and the next request on any
+// connection of that thread takes it again: 1,000 idle connections hold none of this.
+struct Exchange {
+  app::Request req;
+  app::Reply reply;
+  Framing out;
+  ForwardedView fwd;  // what this request's headers said (http/session_edge.cpp)
+
+  static std::unique_ptr<Exchange> take();
+  static void give_back(std::unique_ptr<Exchange> x);
 };
 
 constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -110,7 +131,6 @@ struct alicorn_session {
   // At the edge (http/session_edge.cpp): forwarded-header trust and the PROXY protocol header.
   bool forwarded_trusted = false;                     // the peer may set forwarded headers
   std::unique_ptr<alicorn::ProxyHeaderParser> proxy;  // while the PROXY header is awaited
-  alicorn::ForwardedView fwd;                         // what this request's headers said
   alicorn::RequestParser parser;
   std::string pending;  // bytes received but not parsed yet (pipelining)
   State state = State::Reading;
@@ -118,10 +138,12 @@ struct alicorn_session {
   bool parse_error = false;
   bool streaming = false;  // the body is read through `stream` while the app runs
   alicorn::http::ConnBodyStream stream{this};
-  // The current request and its response.
-  alicorn::app::Request req;
-  alicorn::app::Reply reply;
-  alicorn::http::Framing out;
+  // The current request and its response (req, reply, out, fwd), taken when first needed.
+  alicorn::http::Exchange& ex() {
+    if (!ex_) [[unlikely]] ex_ = alicorn::http::Exchange::take();
+    return *ex_;
+  }
+  std::unique_ptr<alicorn::http::Exchange> ex_;  // nullptr while the connection is idle
   int64_t start_unix_us = 0;  // when the request became ready (access log)
   int64_t start_mono_us = 0;
   bool logged = false;        // access log line written for this request

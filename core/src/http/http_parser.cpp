@@ -11,6 +11,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "util/spare_buffers.hpp"
+
 namespace alicorn {
 namespace {
 
@@ -87,11 +89,19 @@ const llhttp_settings_t RequestParser::settings_ = [] {
   return s;
 }();
 
-RequestParser::RequestParser(HttpLimits limits) : limits_(limits) {
-  arena_.reserve(1024);
-  spans_.reserve(32);
-  headers_.reserve(32);
+// No buffer up front: a connection that has not sent a byte yet holds none (feed() takes spare
+// ones from the pool, or they grow on the first request).
+RequestParser::RequestParser(HttpLimits limits) : limits_(limits) { reset(); }
+
+void RequestParser::release_buffers() {
   reset();
+  if (released_) return;
+  released_ = true;
+  Spares::Arenas::put(arena_);
+  Spares::Spans::put(spans_);
+  Spares::Headers::put(headers_);
+  std::string().swap(body_);  // a body can be large: never pooled
+  std::string().swap(trailer_name_);
 }
 
 RequestParser::~RequestParser() {
@@ -152,6 +162,12 @@ RequestParser::Status RequestParser::feed(const char* data, size_t len, size_t& 
   consumed = 0;
   if (error_status_ != 0) return Status::Error;
   if (complete_) return Status::Complete;
+  if (released_) {
+    released_ = false;
+    Spares::Arenas::take(arena_);
+    Spares::Spans::take(spans_);
+    Spares::Headers::take(headers_);
+  }
   size_t off = 0;
   if (line_ != Line::Done) {
     off = parse_request_line(data, len);

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/spare_buffers.hpp"
+
 namespace alicorn {
 
 struct HttpLimits {
@@ -58,6 +60,9 @@ class RequestParser {
   // After Complete or Error, call reset() before feeding the next request.
   Status feed(const char* data, size_t len, size_t& consumed);
   void reset();
+  // reset(), and the buffers' memory goes to this thread's spare buffers (util/spare_buffers.hpp):
+  // an idle keep-alive connection holds none. The next feed() takes spare ones back.
+  void release_buffers();
   // Streaming mode (kept across reset()): stop after the headers of a request with a body, and
   // never spool, since the reader consumes the body as it arrives.
   void set_streaming(bool on) { streaming_ = on; }
@@ -144,6 +149,13 @@ class RequestParser {
     uint32_t name_off, name_len, value_off, value_len;
   };
   std::vector<Span> spans_;
+  // The spare-buffer pools of release_buffers() (a typical request's buffers are kept, larger
+  // ones freed).
+  struct Spares {
+    using Arenas = SpareBuffers<std::string, 8192>;
+    using Spans = SpareBuffers<std::vector<Span>, 128>;
+    using Headers = SpareBuffers<std::vector<HttpHeader>, 128>;
+  };
   Span cur_{};                 // the field being parsed
   bool field_open_ = false;    // cur_ has name bytes
   size_t trailer_count_ = 0;
@@ -169,6 +181,7 @@ class RequestParser {
   bool keep_alive_ = false;
   bool chunked_ = false;
   bool expect_continue_ = false;
+  bool released_ = true;  // no buffers taken yet (a new parser) or given back (release_buffers)
   int error_status_ = 0;
   std::string error_reason_;
 };

@@ -64,7 +64,7 @@ auto guarded(const char* entry, alicorn_session* s, F&& body) noexcept -> declty
     log_failure(entry, s, what);
     if (s != nullptr) {
       // Never reuse a connection whose state is in doubt.
-      s->out.keep_alive = false;
+      s->ex().out.keep_alive = false;
       if (s->state == State::Responding) s->state = State::Done;
     }
     if constexpr (std::is_same_v<R, int>) return code;
@@ -88,23 +88,23 @@ auto guarded(const char* entry, alicorn_session* s, F&& body) noexcept -> declty
 void log_access(alicorn_session* s) {
   if (s->logged || (log::access() == nullptr && !metrics::enabled())) return;
   s->logged = true;
-  if (metrics::enabled()) metrics::record_request(s->reply.code, clock::mono_us() - s->start_mono_us);
+  if (metrics::enabled()) metrics::record_request(s->ex().reply.code, clock::mono_us() - s->start_mono_us);
   if (log::access() == nullptr) return;
   AccessRecord rec;
   // The request's view of the peer (a trusted proxy may have named the client); a request that
   // never reached the adapter has only the socket's.
-  rec.remote_addr = s->parse_error ? std::string_view(s->remote_addr) : s->req.remote_addr;
+  rec.remote_addr = s->parse_error ? std::string_view(s->remote_addr) : s->ex().req.remote_addr;
   rec.request = &s->parser;
-  rec.status = s->reply.code;
-  rec.body_bytes = s->out.body_sent;
-  rec.response_headers = &s->reply.headers;
+  rec.status = s->ex().reply.code;
+  rec.body_bytes = s->ex().out.body_sent;
+  rec.response_headers = &s->ex().reply.headers;
   rec.start_unix_us = s->start_unix_us;
   rec.duration_us = clock::mono_us() - s->start_mono_us;
   write_access_log(rec);
 }
 
 void finish(alicorn_session* s) {
-  http::Framing& f = s->out;
+  http::Framing& f = s->ex().out;
   f.finished = true;
   log_access(s);
   if (f.content_length >= 0 && !f.no_body && f.body_sent < f.content_length) {
@@ -118,13 +118,13 @@ void finish(alicorn_session* s) {
 
 // The adapter's end of the response (close(), post_request), when it asked for one.
 void end_app(alicorn_session* s) {
-  if (s->app != nullptr && s->app->needs_end) s->app->end(s->reply, s->out.body_sent);
+  if (s->app != nullptr && s->app->needs_end) s->app->end(s->ex().reply, s->ex().out.body_sent);
 }
 
 // The request as the adapter sees it.
 void describe_request(alicorn_session* s) {
   const RequestParser& p = s->parser;
-  app::Request& q = s->req;
+  app::Request& q = s->ex().req;
   q.method = p.method();
   q.method_id = p.method_id();
   q.target = p.target();
@@ -179,6 +179,16 @@ void count_request(alicorn_worker_ctx* ctx) {
     if (ctx->run_state.compare_exchange_strong(expected, ALICORN_STOP_GRACEFUL))
       log::error().info("Autorestarting worker after current request.");
   }
+}
+
+// An idle keep-alive connection (the response is out, nothing pipelined) gives its memory back:
+// the parser's buffers and the Exchange to the thread's spares, the body reader's to malloc.
+// The next request takes spare ones (util/spare_buffers.hpp, http::Exchange).
+void release_idle(alicorn_session* s) {
+  s->parser.release_buffers();
+  s->stream.release_buffers();
+  if (s->ex_) http::Exchange::give_back(std::move(s->ex_));
+  std::string().swap(s->pending);
 }
 
 struct InApp {
@@ -312,15 +322,16 @@ int session_feed(alicorn_session* s, const char* data, size_t len) {
         return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
     }
     if (s->state == State::Done) {
-      if (!s->out.keep_alive) {
+      if (!s->ex().out.keep_alive) {
         return ALICORN_FEED_NEED_MORE;  // the plugin is about to close; ignore late bytes
       }
-      s->reply.reset();
-      s->out.reset();
+      s->ex_->reply.reset();
+      s->ex_->out.reset();
       s->parser.reset();
       s->continue_sent = false;
       s->stream.next_request();
       s->state = State::Reading;
+      if (len == 0 && s->pending.empty()) release_idle(s);  // nothing pipelined: idle
     }
     if (s->state != State::Reading) {
       if (len > 0) s->pending.append(data, len);
@@ -377,20 +388,20 @@ int session_run(alicorn_session* s) {
     app::AppSession::Result result;
     {
       InApp in_app(s->ctx);
-      result = s->app->run(s->req, s->reply);
+      result = s->app->run(s->ex().req, s->ex().reply);
     }
-    if (s->req.body_fd >= 0) {  // the adapter did not take the spooled body
-      ::close(s->req.body_fd);
-      s->req.body_fd = -1;
+    if (s->ex().req.body_fd >= 0) {  // the adapter did not take the spooled body
+      ::close(s->ex().req.body_fd);
+      s->ex().req.body_fd = -1;
     }
-    app::Reply& r = s->reply;
+    app::Reply& r = s->ex().reply;
     switch (result) {
       case app::AppSession::Result::Ok:
         if (!r.started) {
           error_response(s, 500, "");
         } else if (r.body == app::Reply::Body::File) {
           frame_response(s, false);
-          s->out.file_pending = !s->out.no_body;
+          s->ex().out.file_pending = !s->ex().out.no_body;
         } else {
           frame_response(s, r.body == app::Reply::Body::Complete);
         }
@@ -409,8 +420,8 @@ int session_run(alicorn_session* s) {
 int session_pull(alicorn_session* s, alicorn_output* out) {
   if (s == nullptr || out == nullptr) return ALICORN_EINVAL;
   return guarded("session_pull", s, [&]() -> int {
-    app::Reply& r = s->reply;
-    http::Framing& f = s->out;
+    app::Reply& r = s->ex().reply;
+    http::Framing& f = s->ex().out;
     out->iovcnt = 0;
     out->file_fd = -1;
     out->file_offset = 0;
@@ -473,7 +484,7 @@ int session_pull(alicorn_session* s, alicorn_output* out) {
 }
 
 int session_keep_alive(alicorn_session* s) {
-  return s != nullptr && s->state == State::Done && s->out.keep_alive &&
+  return s != nullptr && s->state == State::Done && s->ex().out.keep_alive &&
          s->ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
 }
 
@@ -485,7 +496,7 @@ void session_abort(alicorn_session* s, int error) {
                          s->parser.request_line(), std::strerror(error < 0 ? -error : error));
       log_access(s);
     }
-    s->out.keep_alive = false;
+    s->ex().out.keep_alive = false;
     s->state = State::Done;
     end_app(s);
   });

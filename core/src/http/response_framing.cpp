@@ -20,8 +20,8 @@ constexpr size_t kCopyBodyLimit = 16 * 1024;  // bodies up to this size ride in 
 // most (none once the connection's buffer has grown) and no per-piece append calls.
 void append_head(alicorn_session* s, std::string& buf) {
   using namespace std::string_view_literals;
-  const app::Reply& r = s->reply;
-  const Framing& f = s->out;
+  const app::Reply& r = s->ex().reply;
+  const Framing& f = s->ex().out;
   const std::string_view date = http_date();
   char length[24];
   size_t length_len = 0;
@@ -82,8 +82,8 @@ bool connection_may_persist(alicorn_session* s) {
 }  // namespace
 
 void frame_response(alicorn_session* s, bool body_complete) {
-  app::Reply& r = s->reply;
-  Framing& f = s->out;
+  app::Reply& r = s->ex().reply;
+  Framing& f = s->ex().out;
   const bool bodiless_status = r.code < 200 || r.code == 204 || r.code == 304;
   f.no_body = bodiless_status || s->parser.method() == "HEAD";
   // A streamed body the app left unread (or that broke off) makes the connection unusable.
@@ -119,8 +119,8 @@ void frame_response(alicorn_session* s, bool body_complete) {
 }
 
 void error_response(alicorn_session* s, int code, std::string_view detail) {
-  app::Reply& r = s->reply;
-  Framing& f = s->out;
+  app::Reply& r = s->ex().reply;
+  Framing& f = s->ex().out;
   r.chunks.clear();
   f.next_chunk = 0;
   r.body = app::Reply::Body::Complete;
@@ -145,8 +145,8 @@ void error_response(alicorn_session* s, int code, std::string_view detail) {
 
 void add_chunks(alicorn_session* s, alicorn_output* out) {
   static const char kCrlf[] = "\r\n";
-  app::Reply& r = s->reply;
-  Framing& f = s->out;
+  app::Reply& r = s->ex().reply;
+  Framing& f = s->ex().out;
   // Room for [size line, data, CRLF] plus a last chunk.
   while (f.next_chunk < r.chunks.size() && out->iovcnt + 4 <= ALICORN_OUTPUT_IOV_MAX) {
     std::string_view c = r.chunks[f.next_chunk++];
@@ -155,15 +155,49 @@ void add_chunks(alicorn_session* s, alicorn_output* out) {
     if (f.content_length >= 0) n = std::min(n, f.content_length - f.body_sent);
     if (n <= 0) continue;
     if (f.chunked) {
-      int len = std::snprintf(f.frames[out->iovcnt], sizeof f.frames[0], "%llx\r\n",
+      if (!f.frames) f.frames = std::make_unique<Framing::Frames>();
+      char* line = f.frames->line[out->iovcnt];
+      int len = std::snprintf(line, sizeof f.frames->line[0], "%llx\r\n",
                               static_cast<unsigned long long>(n));
-      out->iov[out->iovcnt] = {f.frames[out->iovcnt], static_cast<size_t>(len)};
+      out->iov[out->iovcnt] = {line, static_cast<size_t>(len)};
       ++out->iovcnt;
     }
     out->iov[out->iovcnt++] = {const_cast<char*>(c.data()), static_cast<size_t>(n)};
     if (f.chunked) out->iov[out->iovcnt++] = {const_cast<char*>(kCrlf), 2};
     f.body_sent += n;
   }
+}
+
+namespace {
+// An Exchange's buffers keep what a typical response grew them to; beyond this they are freed.
+constexpr size_t kKeptHead = 4096;
+constexpr size_t kKeptHeaders = 64;
+constexpr size_t kKeptExchanges = 64;  // per thread
+
+std::vector<std::unique_ptr<Exchange>>& spare_exchanges() {
+  thread_local std::vector<std::unique_ptr<Exchange>> spares;
+  return spares;
+}
+}  // namespace
+
+std::unique_ptr<Exchange> Exchange::take() {
+  auto& spares = spare_exchanges();
+  if (spares.empty()) return std::make_unique<Exchange>();
+  std::unique_ptr<Exchange> x = std::move(spares.back());
+  spares.pop_back();
+  return x;
+}
+
+void Exchange::give_back(std::unique_ptr<Exchange> x) {
+  auto& spares = spare_exchanges();
+  if (spares.size() >= kKeptExchanges) return;  // freed
+  x->reply.reset();
+  x->out.reset();
+  if (x->out.buf.capacity() > kKeptHead) std::string().swap(x->out.buf);
+  if (x->reply.headers.capacity() > kKeptHeaders) app::HeaderList().swap(x->reply.headers);
+  x->req = app::Request();
+  x->fwd = ForwardedView();
+  spares.push_back(std::move(x));
 }
 
 }  // namespace alicorn::http

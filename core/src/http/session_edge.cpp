@@ -48,9 +48,9 @@ int edge_consume_proxy(alicorn_session* s, const char*& data, size_t& len) {
 
 void edge_after_headers(alicorn_session* s) {
   const EdgeSettings& e = edge_settings(*s->ctx->config);
-  s->fwd = read_forwarded(e.forwarded, s->forwarded_trusted, s->parser.headers());
-  if (s->fwd.error_status != 0) {
-    s->parser.reject(s->fwd.error_status, s->fwd.error);
+  s->ex().fwd = read_forwarded(e.forwarded, s->forwarded_trusted, s->parser.headers());
+  if (s->ex().fwd.error_status != 0) {
+    s->parser.reject(s->ex().fwd.error_status, s->ex().fwd.error);
   } else if (e.forwarded.refuse_underscore) {
     if (const HttpHeader* h =
             refused_underscore_header(e.forwarded, s->forwarded_trusted, s->parser.headers()))
@@ -60,15 +60,15 @@ void edge_after_headers(alicorn_session* s) {
 }
 
 void edge_describe(alicorn_session* s) {
-  app::Request& q = s->req;
-  if (s->fwd.https) q.scheme = "https";
-  q.script_name = s->fwd.script_name;
+  app::Request& q = s->ex().req;
+  if (s->ex().fwd.https) q.scheme = "https";
+  q.script_name = s->ex().fwd.script_name;
   if (!q.script_name) {
     const std::string& root = edge_settings(*s->ctx->config).forwarded.root_path;
     if (!root.empty()) q.script_name = std::string_view(root);
   }
-  q.path_info = s->fwd.path_info;
-  q.remote_user = s->fwd.remote_user;
+  q.path_info = s->ex().fwd.path_info;
+  q.remote_user = s->ex().fwd.remote_user;
 }
 
 }  // namespace alicorn

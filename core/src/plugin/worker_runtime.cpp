@@ -260,7 +260,7 @@ int host_session_run(alicorn_session* s) noexcept {
 // treat the connection as idle (and close it after its stop linger, or answer the next
 // request, which then says close) instead of closing under a request in flight.
 int host_session_keep_alive(alicorn_session* s) noexcept {
-  return s != nullptr && s->state == alicorn_session::State::Done && s->out.keep_alive ? 1 : 0;
+  return s != nullptr && s->state == alicorn_session::State::Done && s->ex().out.keep_alive ? 1 : 0;
 }
 
 // The client may still be sending after the response that ends its connection (ABI 1.2):
