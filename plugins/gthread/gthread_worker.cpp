@@ -236,7 +236,9 @@ bool arm(Worker* w, Conn* c, int op) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.ptr = c;
-  return epoll_ctl(w->ep, op, c->fd, &ev) == 0;
+  if (epoll_ctl(w->ep, op, c->fd, &ev) == 0) return true;
+  // Taken out of the set by unpark(): back in with ADD.
+  return op == EPOLL_CTL_MOD && errno == ENOENT && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) == 0;
 }
 
 // A connection leaves the poller (mu held).
@@ -252,9 +254,12 @@ void leave_parked(Worker* w, Conn* c) {
 // GIL, which the poller never does); the client sees the close at once through shutdown(),
 // even while every thread is busy in the app.
 void unpark(Worker* w, Conn* c, bool expire) {
-  epoll_event ev{};
-  ev.data.ptr = c;
-  epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);  // disarm: no event may name it any more
+  // Out of the epoll set, not just disarmed: the kernel reports EPOLLHUP/EPOLLERR whatever the
+  // mask, so a disarmed socket shut down below would still raise (level-triggered) events naming
+  // `c`, which the pool thread may free while the poller holds such an event (a use after free
+  // at an idle keep-alive expiry, found by ASan). The poller itself removes it here, between two
+  // epoll_wait calls, so no event of its is in flight afterwards.
+  epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);
   if (expire) shutdown(c->fd, SHUT_RDWR);
   leave_parked(w, c);
   c->expired = expire;
