@@ -428,7 +428,12 @@ void OpsServer::run() {
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       UniqueFd conn(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (!conn) continue;
+      if (!conn) {
+        // Out of descriptors or memory: the listener stays readable; do not spin on it.
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+          gated_poll(nullptr, 0, 100);
+        continue;
+      }
       serving_fd_.store(conn.get());
       if (control_ && fds[i].fd == control_.get()) serve_control(conn.get());
       else serve_metrics(conn.get());
