@@ -4,6 +4,7 @@
 #   fuzz_request_parser   HTTP request parser          tests/fuzz/corpus/
 #   fuzz_chunked          chunked transfer decoding    tests/fuzz/corpus_chunked/
 #   fuzz_config_yaml      YAML configuration loader    tests/fuzz/corpus_config_yaml/
+#   fuzz_proxy_protocol   PROXY protocol v1/v2 header  tests/fuzz/corpus_proxy_protocol/
 # Installs clang and libFuzzer's runtime from Debian's archive if missing (idempotent, like
 # scripts/install-deps.sh).
 #   scripts/fuzz.sh                          every target for 60 s each
@@ -12,7 +13,7 @@
 #   FUZZ_JOBS=2 scripts/fuzz.sh              two fuzzing processes per target (libFuzzer -fork)
 #   scripts/fuzz.sh -only_ascii=1            extra arguments go to every fuzzer
 # Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_SECONDS (60), FUZZ_JOBS (1),
-# FUZZ_MAX_LEN (8192), FUZZ_TARGETS (all three). Exit status: 0 when nothing was found;
+# FUZZ_MAX_LEN (8192), FUZZ_TARGETS (all four). Exit status: 0 when nothing was found;
 # otherwise the first failing fuzzer's, with the crashing inputs in
 # $FUZZ_BUILD_DIR/artifacts/<target>/ (replay one: <fuzzer> <file>). A crash that is fixed keeps
 # its input in the target's corpus folder, so every later run (and CI) replays it first.
@@ -23,7 +24,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-1}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-8192}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_request_parser fuzz_chunked fuzz_config_yaml"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"fuzz_request_parser fuzz_chunked fuzz_config_yaml fuzz_proxy_protocol"}
 
 # -- toolchain --------------------------------------------------------------------------------
 SUDO=""

@@ -90,7 +90,6 @@ constexpr double kDefaultRequestTimeout = 30.0;  // seconds, when --timeout is 0
 constexpr int64_t kBudgetBytesPerSecond = 16 * 1024;  // read budget grows 1 s per 16 KiB
 constexpr int64_t kNever = INT64_MAX;
 constexpr int64_t kFastStopWaitMs = 1000;
-constexpr int64_t kAcceptPauseMs = 100;  // after EMFILE & co.
 constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
 constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
 
@@ -157,6 +156,7 @@ struct Worker {
   // Why the listeners may be out of the epoll set (besides stopping and the cap):
   int64_t accept_deferred_until = 0;  // every thread busy: let other workers accept first
   int64_t accept_paused_until = 0;    // accept() failed for lack of fds or memory
+  alicorn_accept_backoff accept_backoff{};  // its log line: at most once a second (poller only)
   bool accept_now = false;            // a deferral ended: take the next one without deferring
   std::atomic<bool> stopping{false};  // graceful stop under way: no more accepts or idle parks
   std::atomic<bool> closing{false};   // the end: close whatever a thread picks up
@@ -446,17 +446,16 @@ void accept_one(Worker* w, size_t index, int64_t now) {
   socklen_t len = sizeof peer;
   int fd = accept4(w->listeners[index], reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
   if (fd < 0) {
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-      // Out of descriptors or memory: the level-triggered listener would spin. Pause.
-      log_errno(w, "accept()");
+    // Out of descriptors or memory: the level-triggered listener would spin, so pause (and log
+    // at most once a second). EAGAIN & co.: another worker won the race, or the client left.
+    int pause_ms = alicorn_accept_failed(&w->accept_backoff, w->host, w->ctx, "gthread worker",
+                                         errno);
+    if (pause_ms > 0) {
       std::lock_guard<std::mutex> lock(w->mu);
-      w->accept_paused_until = now + kAcceptPauseMs;
+      w->accept_paused_until = now + pause_ms;
       update_listening(w);
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
-               errno != EINTR && errno != EPROTO && errno != EPERM) {
-      log_errno(w, "accept()");
     }
-    return;  // another worker won the race, or the client already left
+    return;
   }
   if (w->listener_tcp[index]) {
     int one = 1;  // responses go out in one writev; streamed chunks must not wait for ACKs

@@ -25,6 +25,8 @@ struct SyncWorker {
   alicorn_worker_ctx* ctx;
   const alicorn_worker_config* cfg;
   std::vector<pollfd> fds;  // listeners, then the wake fd
+  alicorn_accept_backoff backoff{};  // accept() out of fds: pause, log once a second
+  int64_t accept_paused_until = 0;   // monotonic ms; until then only the wake fd is polled
   char buf[kReadSize];
 };
 
@@ -99,6 +101,20 @@ int sync_run(void* worker) {
   size_t listeners = w->fds.size() - 1;
   while (w->host->poll_signals(w->ctx) == ALICORN_RUNNING) {
     w->host->heartbeat(w->ctx);
+    if (w->accept_paused_until != 0) {
+      // accept() ran out of descriptors (or memory): the listeners stay readable, so leave
+      // them out for a while instead of spinning; signals still wake us through the wake fd.
+      int64_t left = w->accept_paused_until - alicorn_monotonic_ms();
+      if (left > 0) {
+        int rc = poll(&w->fds[listeners], 1, static_cast<int>(left < tick_ms ? left : tick_ms));
+        if (rc < 0 && errno != EINTR) {
+          log_errno(w, "poll()");
+          return 1;
+        }
+        continue;
+      }
+      w->accept_paused_until = 0;
+    }
     int rc = poll(w->fds.data(), w->fds.size(), tick_ms);
     if (rc < 0) {
       if (errno == EINTR) continue;
@@ -111,9 +127,13 @@ int sync_run(void* worker) {
       socklen_t len = sizeof peer;
       int fd = accept4(w->fds[i].fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
       if (fd < 0) {
-        // Another worker won the race, or the client already left.
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
-          log_errno(w, "accept()");
+        // EAGAIN & co.: another worker won the race, or the client already left. Out of fds:
+        // pause accepting (logged at most once a second).
+        int pause_ms = alicorn_accept_failed(&w->backoff, w->host, w->ctx, "sync worker", errno);
+        if (pause_ms > 0) {
+          w->accept_paused_until = alicorn_monotonic_ms() + pause_ms;
+          break;
+        }
         continue;
       }
       handle_connection(w, fd, static_cast<uint32_t>(i), reinterpret_cast<sockaddr*>(&peer), len);

@@ -60,6 +60,7 @@
 // No C++ exception crosses into libuv or the host: the code below does not throw (nothrow new,
 // no growing containers after create), and the entry points catch everything.
 #include <alicorn/worker.h>
+#include <alicorn/worker_io.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -207,7 +208,7 @@ struct Worker {
   bool clock_stale = false;       // Python ran since the loop's time was updated
   bool closing_response = false;  // a response ended without keep-alive: poll_signals soon
   bool sweep_due = false;  // the tick asked for a timeout sweep
-  uint64_t last_accept_error_log = 0;
+  alicorn_accept_backoff accept_backoff{};  // accept() out of fds: log once a second
   Conn* pool = nullptr;
   size_t pool_size = 0;
   WriteState* wpool = nullptr;  // spare WriteStates (as many as connections wrote at once)
@@ -881,10 +882,10 @@ void on_accept_retry(uv_timer_t* t) noexcept {
   resume_accept(w);
 }
 
-void backoff_accept(Worker* w) noexcept {
+void backoff_accept(Worker* w, uint64_t ms = kAcceptRetryMs) noexcept {
   pause_accept(w);
   w->accept_paused = true;
-  uv_timer_start(&w->accept_retry, on_accept_retry, kAcceptRetryMs, 0);
+  uv_timer_start(&w->accept_retry, on_accept_retry, ms, 0);
 }
 
 // EPOLLEXCLUSIVE wakes the first waiting worker in the listener's wait queue, and a worker's
@@ -925,16 +926,12 @@ void accept_ready(Listener* l) noexcept {
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int e = errno;
-      if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
       if (e == EAGAIN || e == EWOULDBLOCK) break;  // another worker won the race
-      uv_update_time(&w->loop);
-      uint64_t now = uv_now(&w->loop);
-      if (now - w->last_accept_error_log >= 1000 || w->last_accept_error_log == 0) {
-        w->last_accept_error_log = now;
-        logf(w, ALICORN_LOG_ERROR, "uv worker: accept() failed: %s", std::strerror(e));
-      }
-      // Out of fds or memory: the listener stays readable, so back off instead of spinning.
-      backoff_accept(w);
+      // Out of fds or memory: the listener stays readable, so back off instead of spinning
+      // (logged at most once a second). ECONNABORTED & co.: that client is gone.
+      int pause_ms = alicorn_accept_failed(&w->accept_backoff, w->host, w->ctx, "uv worker", e);
+      if (pause_ms == 0) continue;
+      backoff_accept(w, static_cast<uint64_t>(pause_ms));
       return;
     }
     open_conn(w, l, fd, reinterpret_cast<sockaddr*>(&peer), len);

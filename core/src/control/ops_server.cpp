@@ -31,8 +31,31 @@ constexpr int kIoTimeoutMs = 2000;
 constexpr size_t kMaxRequest = 8192;
 OpsServer* g_current = nullptr;  // for the fork handler
 
+// The fork gate. The serving thread holds it at all times except while it waits in poll(), and
+// fork() takes it first (pthread_atfork's prepare), so the master forks only while that thread
+// sits in a system call holding no lock of anyone's: not malloc's, not the sanitizer
+// allocator's (which has no fork handlers of its own), not a logger's mutex. Without this, a
+// fork that lands while the thread allocates leaves the child a copy of a lock nobody will
+// release, and the worker hangs at its first malloc (seen under ASan: the worker stuck in
+// SizeClassAllocator64::GetFromAllocator during Py_Initialize, answering nothing).
+std::mutex g_fork_gate;
+
+void lock_before_fork() { g_fork_gate.lock(); }
+void unlock_in_parent() { g_fork_gate.unlock(); }
+
 void close_in_forked_child() {
+  g_fork_gate.unlock();  // locked by this (the forking) thread in lock_before_fork
   if (g_current != nullptr) g_current->close_in_child();
+}
+
+// poll() with the fork gate open (serving thread only).
+int gated_poll(pollfd* fds, nfds_t n, int timeout_ms) {
+  g_fork_gate.unlock();
+  int rc = ::poll(fds, n, timeout_ms);
+  int saved = errno;
+  g_fork_gate.lock();
+  errno = saved;
+  return rc;
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -47,7 +70,7 @@ bool read_request(int fd, std::string& buf, Done done) {
     int left = static_cast<int>(deadline - clock::mono_ms());
     if (left <= 0) return false;
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, left) <= 0) return false;
+    if (gated_poll(&p, 1, left) <= 0) return false;
     ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return done(buf) || (n == 0 && !buf.empty());
@@ -69,7 +92,7 @@ void write_all(int fd, const std::string& data) {
     int left = static_cast<int>(deadline - clock::mono_ms());
     if (left <= 0) return;
     pollfd p{fd, POLLOUT, 0};
-    ::poll(&p, 1, left);
+    gated_poll(&p, 1, left);
   }
 }
 
@@ -140,7 +163,7 @@ OpsServer::OpsServer(pid_t master_pid, WorkerSlot* slots, size_t slot_count)
   static bool registered = false;
   if (!registered) {
     registered = true;
-    ::pthread_atfork(nullptr, nullptr, close_in_forked_child);
+    ::pthread_atfork(lock_before_fork, unlock_in_parent, close_in_forked_child);
   }
   g_current = this;
 }
@@ -307,7 +330,16 @@ void OpsServer::open_control(const Config& config, bool upgrading) {
 }
 
 void OpsServer::start() {
-  if (metrics_addr_ || control_) thread_ = std::thread([this] { run(); });
+  if (!metrics_addr_ && !control_) return;
+  // Return once the thread runs inside the gate: its start-up (the thread library's and the
+  // sanitizers' bookkeeping, which take their own locks) is then over before any fork.
+  thread_ = std::thread([this] {
+    std::lock_guard gate(g_fork_gate);
+    started_.store(true);
+    started_.notify_one();
+    run();
+  });
+  started_.wait(false);
 }
 
 int64_t OpsServer::first_seen_ms(pid_t pid, int64_t now_ms) {
@@ -383,7 +415,7 @@ void OpsServer::run() {
     if (control_) fds.push_back({control_.get(), POLLIN, 0});
     std::vector<int> metric_fds = metrics_pending_ ? std::vector<int>{} : metrics_.fds();
     for (int fd : metric_fds) fds.push_back({fd, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    if (gated_poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
@@ -396,7 +428,12 @@ void OpsServer::run() {
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       UniqueFd conn(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (!conn) continue;
+      if (!conn) {
+        // Out of descriptors or memory: the listener stays readable; do not spin on it.
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+          gated_poll(nullptr, 0, 100);
+        continue;
+      }
       serving_fd_.store(conn.get());
       if (control_ && fds[i].fd == control_.get()) serve_control(conn.get());
       else serve_metrics(conn.get());

@@ -91,6 +91,7 @@ class OpsServer {
   std::unique_ptr<metrics::Statsd> statsd_;
   UniqueFd stop_read_, stop_write_;
   std::thread thread_;
+  std::atomic<bool> started_{false};  // the thread holds the fork gate (see start())
   std::atomic<int> serving_fd_{-1};  // the connection being answered, for the fork handler
 
   std::mutex mu_;  // guards everything below

@@ -18,10 +18,23 @@ namespace {
 
 RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
 
+// Where request bodies over spool_threshold go: $TMPDIR, or /tmp.
+const char* spool_dir() {
+  const char* dir = std::getenv("TMPDIR");
+  return dir == nullptr || *dir == '\0' ? "/tmp" : dir;
+}
+
+// The reason for a 500 when the body cannot be stored (disk full, no such folder, out of fds),
+// for the log: names the folder and errno.
+std::string spool_failure() {
+  int saved = errno;
+  return std::string("cannot store the request body in ") + spool_dir() + ": " +
+         std::strerror(saved);
+}
+
 // An unlinked temporary file in $TMPDIR (or /tmp): gone from the disk as soon as it is closed.
 int open_spool_file() {
-  const char* dir = std::getenv("TMPDIR");
-  if (dir == nullptr || *dir == '\0') dir = "/tmp";
+  const char* dir = spool_dir();
   int fd = ::open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) return fd;
   std::string templ = std::string(dir) + "/alicorn-body-XXXXXX";
@@ -585,7 +598,7 @@ size_t RequestParser::parse_chunked(const char* data, size_t len) {
       case Chunk::Data: {
         size_t take = static_cast<size_t>(std::min<uint64_t>(chunk_left_, len - i));
         if (!append_body(data + i, take)) {
-          fail(500, std::string("cannot store the request body: ") + std::strerror(errno));
+          fail(500, spool_failure());
           return i;
         }
         chunk_left_ -= take;
@@ -842,7 +855,7 @@ int RequestParser::on_body(llhttp_t* p, const char* at, size_t len) {
   if (r->limits_.body && r->body_size_ + len > r->limits_.body)
     return r->fail(413, "request body larger than limit_request_body");
   if (!r->append_body(at, len))
-    return r->fail(500, std::string("cannot store the request body: ") + std::strerror(errno));
+    return r->fail(500, spool_failure());
   return 0;
 }
 

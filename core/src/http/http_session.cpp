@@ -151,13 +151,27 @@ void describe_request(alicorn_session* s) {
   q.can_sendfile = (s->ctx->capabilities & ALICORN_CAP_SENDFILE) != 0;
 }
 
+// The parser stopped: a 4xx (or a 501 for an unsupported transfer coding) is the client's
+// request (logged at info, the reason in the response); a 500 is ours (the body could not be
+// stored: disk full, ...), logged as an error with the reason, which the client need not see.
+void parse_error_response(alicorn_session* s, int status) {
+  const RequestParser& p = s->parser;
+  if (status == 500) {
+    log::error().error("Request \"{}\" from ip={} failed: {} ({})", p.request_line(),
+                       s->remote_addr, p.error_reason(), status);
+    error_response(s, status, "");
+    return;
+  }
+  log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr, p.error_reason(),
+                    status);
+  error_response(s, status, p.error_reason());
+}
+
 // A request whose body broke while the app read it: the client's fault, answered 4xx.
 void body_error_response(alicorn_session* s) {
   const RequestParser& p = s->parser;
   if (int status = p.error_status(); status != 0) {
-    log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr, p.error_reason(),
-                      status);
-    error_response(s, status, p.error_reason());
+    parse_error_response(s, status);
     return;
   }
   if (!s->stream.broken) {
@@ -376,10 +390,7 @@ int session_run(alicorn_session* s) {
     }
     s->logged = false;
     if (s->parse_error) {
-      const auto& p = s->parser;
-      log::error().info("Invalid request from ip={}: {} ({})", s->remote_addr, p.error_reason(),
-                        p.error_status());
-      error_response(s, p.error_status(), p.error_reason());
+      parse_error_response(s, s->parser.error_status());
       return 0;
     }
     count_request(s->ctx);

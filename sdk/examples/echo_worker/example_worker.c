@@ -53,6 +53,7 @@ typedef struct example_worker {
   const alicorn_worker_config *cfg;
   struct pollfd *fds; /* the listeners, then the wake fd */
   nfds_t nlisteners;
+  alicorn_accept_backoff backoff; /* accept() out of fds: pause, log at most once a second */
   int wake_fd;
   int tick_ms;        /* longest sleep between two heartbeats */
   int state;          /* the most severe alicorn_run_state seen so far */
@@ -195,8 +196,19 @@ static int example_create(const alicorn_host_api *host, alicorn_worker_ctx *ctx,
 
 static int example_run(void *worker) {
   example_worker *w = worker;
+  int64_t paused_until = 0;
   while (update_state(w) == ALICORN_RUNNING) {
     w->host->heartbeat(w->ctx);
+    if (paused_until != 0) {
+      /* accept() ran out of descriptors: watch only the wake fd (after the listeners) until
+         the pause ends, instead of spinning on a listener that stays readable. */
+      int64_t left = paused_until - alicorn_monotonic_ms();
+      if (left > 0) {
+        poll(&w->fds[w->nlisteners], 1, left < w->tick_ms ? (int)left : w->tick_ms);
+        continue;
+      }
+      paused_until = 0;
+    }
     int rc = poll(w->fds, w->nlisteners + 1, w->tick_ms);
     if (rc < 0) {
       if (errno == EINTR) continue;
@@ -209,9 +221,13 @@ static int example_run(void *worker) {
       socklen_t len = sizeof peer;
       int fd = accept4(w->fds[i].fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
       if (fd < 0) {
-        /* Another worker won the race, or the client already left. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
-          log_msg(w, ALICORN_LOG_WARNING, "accept() failed", errno);
+        /* EAGAIN & co.: another worker won the race, or the client already left (0). Out of
+           descriptors or memory: pause accepting (the helper logs once a second at most). */
+        int pause_ms = alicorn_accept_failed(&w->backoff, w->host, w->ctx, "example worker", errno);
+        if (pause_ms > 0) {
+          paused_until = alicorn_monotonic_ms() + pause_ms;
+          break;
+        }
         continue;
       }
       serve_connection(w, fd, (uint32_t)i, (struct sockaddr *)&peer, len);

@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
@@ -82,6 +84,67 @@ static inline ssize_t alicorn_fd_recv(void *io, void *buf, size_t len) {
 
 static inline ssize_t alicorn_fd_send(void *io, const void *buf, size_t len) {
   return alicorn_send_all((int)(intptr_t)io, buf, len);
+}
+
+/* ---- accept() out of descriptors or memory ---------------------------------------------------
+   accept() fails with EMFILE / ENFILE (the process's or the system's descriptor limit) or
+   ENOBUFS / ENOMEM while connections wait in the listen queue: the listener stays readable, so
+   a loop that polls again at once spins at 100% CPU and logs a line per try. The answer is to
+   stop watching the listeners for ALICORN_ACCEPT_PAUSE_MS (the queued clients wait in the
+   kernel's backlog; connections closing meanwhile free descriptors), then try again, and to log
+   at most once a second. Keep one alicorn_accept_backoff per worker (zeroed), and on a failed
+   accept():
+
+     int pause_ms = alicorn_accept_failed(&w->backoff, host, ctx, "sync worker", errno);
+     if (pause_ms > 0)  ... leave the listeners out of poll/epoll for pause_ms ...
+
+   0 means the error is one to ignore (EAGAIN: another worker won the race; ECONNABORTED,
+   EPROTO, EPERM, EINTR: that client is gone) and the loop goes on at once. */
+#define ALICORN_ACCEPT_PAUSE_MS 100
+#define ALICORN_ACCEPT_LOG_EVERY_MS 1000
+
+typedef struct alicorn_accept_backoff {
+  int64_t last_log_ms;  /* monotonic; 0 = never logged */
+  uint64_t unlogged;    /* failures since the last line */
+} alicorn_accept_backoff;
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline int64_t alicorn_monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether accept()'s errno means "out of descriptors or memory" (pause), as opposed to a
+   connection that went away or a race lost (go on). */
+static inline int alicorn_accept_error_is_resource(int err) {
+  return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* See above. Returns the pause in milliseconds (0: ignore the error). Any other unexpected
+   error is logged (at most once a second too) and also pauses, so it cannot spin either. */
+static inline int alicorn_accept_failed(alicorn_accept_backoff *b, const alicorn_host_api *host,
+                                        alicorn_worker_ctx *ctx, const char *who, int err) {
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED ||
+      err == EPROTO || err == EPERM)
+    return 0;
+  int64_t now = alicorn_monotonic_ms();
+  ++b->unlogged;
+  if (b->last_log_ms == 0 || now - b->last_log_ms >= ALICORN_ACCEPT_LOG_EVERY_MS) {
+    char msg[256];
+    if (b->unlogged > 1)
+      snprintf(msg, sizeof msg,
+               "%s: accept() failed: %s (%llu times since the last report); not accepting for "
+               "%d ms",
+               who, strerror(err), (unsigned long long)b->unlogged, ALICORN_ACCEPT_PAUSE_MS);
+    else
+      snprintf(msg, sizeof msg, "%s: accept() failed: %s; not accepting for %d ms", who,
+               strerror(err), ALICORN_ACCEPT_PAUSE_MS);
+    host->log(ctx, ALICORN_LOG_ERROR, msg);
+    b->last_log_ms = now;
+    b->unlogged = 0;
+  }
+  return ALICORN_ACCEPT_PAUSE_MS;
 }
 
 /* ---- the session driver ----------------------------------------------------------------------
