@@ -76,6 +76,13 @@ struct Request {
   // The listener's name and port, for requests without Host.
   std::string_view server_name;
   std::string_view server_port;
+  // uwsgi protocol (http/uwsgi_parser.hpp): the proxy's variables state the facts. When
+  // server_fixed, SERVER_NAME/SERVER_PORT are server_name/server_port even if Host says else;
+  // query_string, when set, is QUERY_STRING instead of the target's query; `extra` are further
+  // environ variables (DOCUMENT_ROOT, HTTPS, ...) passed as they are. Empty for HTTP.
+  bool server_fixed = false;
+  std::optional<std::string_view> query_string;
+  const std::vector<std::pair<std::string, std::string>>* extra = nullptr;
   uint32_t listener_index = 0;
   bool can_sendfile = false;  // the worker writes Reply::Body::File segments with sendfile
 };

@@ -6,6 +6,7 @@
 // converted and validated, so an error names the setting and where the value came from.
 #include "config/config.hpp"
 #include "net/edge_settings.hpp"
+#include "net/uwsgi_settings.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -343,6 +344,16 @@ constexpr const char* kCmdArgsVar = "ALICORN_CMD_ARGS";
 constexpr const char* kGunicornCmdArgsVar = "GUNICORN_CMD_ARGS";
 constexpr const char* kDefaultConfigFile = "gunicorn.conf.py";
 
+// The uwsgi protocol (nginx uwsgi_pass): http/uwsgi_parser.hpp, net/uwsgi_settings.cpp.
+const Setting kUwsgiSettings[] = {
+    {"protocol", "--protocol", &Config::protocol, "PROTOCOL",
+     "The protocol spoken on the listeners: http, or uwsgi for nginx's uwsgi_pass (one request "
+     "per connection; the peer must be in uwsgi_allow_ips) [default: http]"},
+    {"uwsgi_allow_ips", "--uwsgi-allow-ips", &Config::uwsgi_allow_ips, "ADDRS",
+     "Comma-separated addresses and CIDR networks (or *) allowed to send uwsgi requests; "
+     "unix-socket peers always are [default: 127.0.0.1,::1]"},
+};
+
 // Every setting: the core table, then the others.
 const std::vector<const Setting*>& all_settings() {
   static const std::vector<const Setting*> all = [] {
@@ -350,6 +361,7 @@ const std::vector<const Setting*>& all_settings() {
     for (const auto& s : kSettings) v.push_back(&s);
     for (const auto& s : kMoreSettings) v.push_back(&s);
     for (const auto& s : kLaterSettings) v.push_back(&s);
+    for (const auto& s : kUwsgiSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -1010,6 +1022,7 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
   }
   check_supported(config, out.sources);
   validate_edge_settings(config);  // forwarded headers, PROXY protocol (net/edge_settings.cpp)
+  validate_uwsgi_settings(config);  // protocol, uwsgi_allow_ips (net/uwsgi_settings.cpp)
   if (config.paste) {  // --paste names the app (and wins over wsgi_app, as in Gunicorn)
     std::string file = *config.paste, name;
     if (auto hash = file.find('#'); hash != std::string::npos)

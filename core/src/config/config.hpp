@@ -62,6 +62,10 @@ struct Config {
   std::string proxy_protocol = "off";   // --proxy-protocol[=MODE]: off, v1, v2, auto (bare: auto)
   std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};  // --proxy-allow-from
 
+  // uwsgi protocol (nginx uwsgi_pass; http/uwsgi_parser.hpp, checked by net/uwsgi_settings.cpp)
+  std::string protocol = "http";        // --protocol: http or uwsgi
+  std::vector<std::string> uwsgi_allow_ips{"127.0.0.1", "::1"};  // --uwsgi-allow-ips
+
   // Server mechanics / Python
   std::optional<std::string> chdir;     // --chdir
   std::vector<std::string> pythonpath;  // --pythonpath, comma-separated, repeatable

@@ -18,6 +18,7 @@
 #include "app/app_adapter.hpp"
 #include "http/forwarded.hpp"
 #include "http/http_parser.hpp"
+#include "http/uwsgi_parser.hpp"
 #include "net/proxy_protocol.hpp"
 
 struct alicorn_session;
@@ -131,6 +132,12 @@ struct alicorn_session {
   // At the edge (http/session_edge.cpp): forwarded-header trust and the PROXY protocol header.
   bool forwarded_trusted = false;                     // the peer may set forwarded headers
   std::unique_ptr<alicorn::ProxyHeaderParser> proxy;  // while the PROXY header is awaited
+  // uwsgi protocol (http/session_uwsgi.cpp): the whole connection speaks it (protocol = uwsgi);
+  // the packet parser lives until the packet is in, then its request's facts stay for the run.
+  bool uwsgi = false;
+  bool uwsgi_refused = false;  // the peer is not in uwsgi_allow_ips
+  std::unique_ptr<alicorn::UwsgiParser> uwsgi_packet;
+  std::unique_ptr<alicorn::UwsgiRequest> uwsgi_req;
   alicorn::RequestParser parser;
   std::string pending;  // bytes received but not parsed yet (pipelining)
   State state = State::Reading;

@@ -20,6 +20,7 @@
 #include "http/http_connection.hpp"
 #include "http/http_parser.hpp"
 #include "http/session_edge.hpp"
+#include "http/session_uwsgi.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "metrics/request_metrics.hpp"
@@ -148,6 +149,9 @@ void describe_request(alicorn_session* s) {
   q.server_name = l.server_name;
   q.server_port = l.server_port;
   q.listener_index = s->listener_index;
+  q.server_fixed = false;
+  q.query_string.reset();
+  q.extra = nullptr;
   q.can_sendfile = (s->ctx->capabilities & ALICORN_CAP_SENDFILE) != 0;
 }
 
@@ -321,6 +325,7 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
       }
     }
     edge_session_init(s, info);  // [edge] forwarded-header trust, PROXY protocol
+    uwsgi_session_init(s, info);  // [uwsgi] protocol = uwsgi: the packet comes first
     s->app = adapter->open_session();
     return std::exchange(s, nullptr);
   });
@@ -333,6 +338,10 @@ int session_feed(alicorn_session* s, const char* data, size_t len) {
   return guarded("session_feed", s, [&]() -> int {
     if (s->proxy != nullptr) {  // [edge] the PROXY protocol header comes before any HTTP byte
       if (int rc = edge_consume_proxy(s, data, len); rc <= 0)
+        return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
+    }
+    if (s->uwsgi_packet != nullptr || s->uwsgi_refused) {  // [uwsgi] the packet, then the body
+      if (int rc = uwsgi_consume_packet(s, data, len); rc <= 0)
         return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
     }
     if (s->state == State::Done) {
@@ -370,7 +379,8 @@ int session_feed(alicorn_session* s, const char* data, size_t len) {
       }
       return ALICORN_FEED_NEED_MORE;
     }
-    if (st != RequestParser::Status::Error) edge_after_headers(s);  // [edge] forwarded headers
+    // [edge] forwarded headers; a uwsgi request's facts come from its variables instead
+    if (st != RequestParser::Status::Error && !s->uwsgi) edge_after_headers(s);
     s->parse_error = s->parser.error_status() != 0;
     if (s->parse_error) s->pending.clear();  // nothing after a broken request can be trusted
     s->state = State::Ready;
@@ -395,7 +405,10 @@ int session_run(alicorn_session* s) {
     }
     count_request(s->ctx);
     describe_request(s);
-    edge_describe(s);  // [edge] trusted proxy: scheme, SCRIPT_NAME, PATH_INFO, REMOTE_USER
+    if (s->uwsgi)
+      uwsgi_describe(s);  // [uwsgi] REMOTE_ADDR, HTTPS, SERVER_NAME, PATH_INFO, ... as the proxy said
+    else
+      edge_describe(s);  // [edge] trusted proxy: scheme, SCRIPT_NAME, PATH_INFO, REMOTE_USER
     app::AppSession::Result result;
     {
       InApp in_app(s->ctx);

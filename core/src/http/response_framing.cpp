@@ -74,7 +74,7 @@ void append_head(alicorn_session* s, std::string& buf) {
 
 bool connection_may_persist(alicorn_session* s) {
   auto* ctx = s->ctx;
-  return (ctx->capabilities & ALICORN_CAP_KEEPALIVE) != 0 &&
+  return !s->uwsgi && (ctx->capabilities & ALICORN_CAP_KEEPALIVE) != 0 &&
          s->parser.keep_alive() && ctx->worker_config.keepalive > 0 &&
          ctx->run_state.load(std::memory_order_relaxed) == ALICORN_RUNNING;
 }
@@ -98,8 +98,8 @@ void frame_response(alicorn_session* s, bool body_complete) {
     if (!bodiless_status) f.content_length = total;
   } else if (f.no_body) {
     // nothing to frame
-  } else if (s->parser.http_minor() >= 1) {
-    f.chunked = true;
+  } else if (s->parser.http_minor() >= 1 && !s->uwsgi) {
+    f.chunked = true;  // (a uwsgi peer reads the body up to the close, as uWSGI's responses)
   } else {
     f.keep_alive = false;  // close-delimited body
   }

@@ -161,6 +161,7 @@ PyObject* build_environ(WsgiSession* s) {
     if (v != nullptr) PyDict_SetItemString(env, "REMOTE_USER", v);
     Py_XDECREF(v);
   }
+  if (p.query_string) query = *p.query_string;  // uwsgi: QUERY_STRING as the proxy sent it
   if (query.empty()) {
     Py_INCREF(g->empty_str);
     set_item(env, g->k_QUERY_STRING, g->empty_str);
@@ -202,6 +203,22 @@ PyObject* build_environ(WsgiSession* s) {
       set_item(env, k, latin1_str(h.value));
     }
     Py_DECREF(k);
+  }
+  // uwsgi: the proxy's variables (DOCUMENT_ROOT, HTTPS, ...) as they are.
+  if (p.extra != nullptr) {
+    for (const auto& [key, value] : *p.extra) {
+      PyObject* v = latin1_str(value);
+      PyObject* k = v != nullptr ? latin1_str(key) : nullptr;
+      if (k != nullptr) PyDict_SetItem(env, k, v);
+      Py_XDECREF(k);
+      Py_XDECREF(v);
+    }
+  }
+  // uwsgi: SERVER_NAME / SERVER_PORT as the proxy's variables say, whatever Host says.
+  if (p.server_fixed) {
+    set_item(env, g->k_SERVER_NAME, latin1_str(p.server_name));
+    set_item(env, g->k_SERVER_PORT, latin1_str(p.server_port));
+    return finish_environ(s, env);
   }
   // SERVER_NAME / SERVER_PORT come from Host when the client sent it, as in Gunicorn.
   if (s->py_server_name != nullptr && host == s->cached_host) {
