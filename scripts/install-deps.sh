@@ -20,7 +20,7 @@ packages=(
   nginx-light haproxy openssl   # the real proxies the edge tests start (test_edge_proxies.py)
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light linux-perf)
+  packages+=(wrk gunicorn python3-gevent uwsgi uwsgi-plugin-python3 python3-waitress nginx-light linux-perf slowhttptest)
 fi
 
 missing=()
