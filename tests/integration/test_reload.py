@@ -173,6 +173,35 @@ class ReloadTest(AlicornTestCase):
         self.assertNotIn("notes.txt", log)
         self.assertNotIn("__pycache__", log)
 
+    def test_gunicorn_conf_py(self):
+        """reload and reload_extra_files from a gunicorn.conf.py, as Gunicorn reads them."""
+        d = self.make_tmpdir()
+        write(os.path.join(d, "app.py"), EXTRA_APP)
+        settings = os.path.join(d, "settings.txt")
+        write(settings, "conf-one")
+        conf = os.path.join(d, "gunicorn.conf.py")
+        write(conf, "reload = True\nreload_engine = 'inotify'\nreload_extra_files = [%r]\n"
+              "chdir = %r\n" % (settings, d))
+        server = self.start_server("app:app", ["-c", conf], workers=1)
+        server.wait_log(r"Reloading on changes to the app's source \(inotify")
+        body, pid1 = self.fetch(server)
+        self.assertEqual(body, b"conf-one")
+        write(settings, "conf-two")
+        self.wait_body(server, b"conf-two", pid1)
+
+    def test_pythonpath_tree_is_watched(self):
+        d = self.make_app()
+        libdir = self.make_tmpdir()  # outside the chdir tree, on --pythonpath
+        write(os.path.join(libdir, "lib2", "__init__.py"), "")
+        write(os.path.join(libdir, "lib2", "word.py"), 'W = "one"\n')
+        write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="p").replace(
+            "from lib.greeting import WORD", "from lib2.word import W as WORD"))
+        server = self.serve(d, args=["--pythonpath", libdir])
+        body, pid1 = self.fetch(server)
+        self.assertEqual(body, b"p/one")
+        write(os.path.join(libdir, "lib2", "word.py"), 'W = "two"\n')
+        self.wait_body(server, b"p/two", pid1)
+
     def test_bad_engine_is_refused(self):
         result = run_alicorn(["--reload", "--reload-engine", "fsevents", "hello:app"])
         self.assertNotEqual(result.returncode, 0, result.output)

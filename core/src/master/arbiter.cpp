@@ -585,6 +585,9 @@ bool Arbiter::reload_setup() {
     log::error().error("{}", e.what());
     return false;
   }
+  if (config_.preload_app)
+    log::error().warn("reload: with --preload the app is imported once, in the master; new "
+                      "workers reuse it, so changes to it are not picked up");
   log::error().info("Reloading on changes to the app's source ({}, {} {} watched)",
                     reloader_->engine(), reloader_->watched(),
                     reloader_->engine() == std::string("poll") ? "files" : "folders");
