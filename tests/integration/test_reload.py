@@ -8,7 +8,7 @@ import os
 import time
 import unittest
 
-from harness import START_TIMEOUT, AlicornTestCase, run_alicorn
+from harness import START_TIMEOUT, AlicornTestCase, run_alicorn, wait_for
 
 RELOAD_TIMEOUT = 20.0  # a change until the new worker serves (a loaded 2-core machine)
 
@@ -147,6 +147,31 @@ class ReloadTest(AlicornTestCase):
         self.assertIsNone(server.poll())
         write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="again"))
         self.wait_body(server, b"again/hello", pid1)
+
+    def test_import_error_with_two_workers(self):
+        d = self.make_app()
+        marks = os.path.join(d, "marks")
+        os.mkdir(marks)
+        # Each worker leaves a mark once it has imported the app, so the edit below cannot race
+        # the first import.
+        write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="v1")
+              + "open(os.path.join(%r, str(os.getpid())), 'w').close()\n" % marks)
+        server = self.start_server("app:app", ["--chdir", d, "--reload"], workers=2)
+        server.wait_log(r"Reloading on changes to the app's source")
+        old = sorted(server.workers())
+        self.assertTrue(wait_for(lambda: sorted(int(p) for p in os.listdir(marks)) == old,
+                                 START_TIMEOUT), server.describe())
+        write(os.path.join(d, "app.py"), "raise RuntimeError('boom at import')\n")
+        server.wait_log(r"Reload failed: keeping the current workers")
+        # Both old workers serve on; no new worker is left behind; the master stays.
+        server.wait_workers(2)
+        self.assertTrue(wait_for(lambda: sorted(server.workers()) == old, START_TIMEOUT),
+                        server.describe())
+        self.assertEqual(self.fetch(server)[0], b"v1/hello")
+        self.assertIsNone(server.poll())
+        write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="two"))
+        self.wait_body(server, b"two/hello", -1)
+        self.assertTrue(server.workers_gone(old), server.describe())
 
     def test_extra_file(self):
         d = self.make_tmpdir()

@@ -311,7 +311,8 @@ void Arbiter::reap() {
       if (code == kExitAppLoad && reloader_ && (serving || state.retiring)) {
         log::error().error("Worker (pid:{}) failed to load the application: {}", pid,
                            boot_error.empty() ? "see the traceback above" : boot_error);
-        log::error().error("Reload failed: keeping the current workers until the next change");
+        if (serving)
+          log::error().error("Reload failed: keeping the current workers until the next change");
         for (auto& [p, st] : workers_)
           if (st.replaced) st.replaced = false;
         // Its siblings of the same replacement would fail the same way.
