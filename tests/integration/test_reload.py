@@ -5,6 +5,7 @@ file that does not compile, or an app that fails to import, is logged with its t
 current worker keeps serving the old code; fixing the file reloads again."""
 
 import os
+import signal
 import time
 import unittest
 
@@ -136,6 +137,20 @@ class ReloadTest(AlicornTestCase):
         write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="fixed"))
         self.wait_body(server, b"fixed/hello", pid1)
 
+    def test_syntax_error_with_python_in_the_master(self):
+        """--hooks runs Python in the master: the compile check forks that interpreter."""
+        d = self.make_app()
+        hooks = os.path.join(self.make_tmpdir(), "myhooks.py")
+        write(hooks, "def when_ready(server):\n    server.log.info('hooks ready')\n")
+        server = self.serve(d, args=["--hooks", hooks])
+        body, pid1 = self.fetch(server)
+        write(os.path.join(d, "app.py"), "x = (\n")
+        server.wait_log(r"does not compile; the current workers keep serving")
+        server.wait_log(r"SyntaxError")
+        self.assertEqual(self.fetch(server), (b"v1/hello", pid1))
+        write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="hooked"))
+        self.wait_body(server, b"hooked/hello", pid1)
+
     def test_import_error_keeps_the_old_workers(self):
         d = self.make_app()
         server = self.serve(d)
@@ -226,6 +241,16 @@ class ReloadTest(AlicornTestCase):
         self.assertEqual(body, b"p/one")
         write(os.path.join(libdir, "lib2", "word.py"), 'W = "two"\n')
         self.wait_body(server, b"p/two", pid1)
+
+    def test_still_watching_after_hup(self):
+        d = self.make_app()
+        server = self.serve(d)
+        body, pid1 = self.fetch(server)
+        server.signal(signal.SIGHUP)
+        server.wait_log(r"Reloading on changes to the app's source", count=2)
+        pid2 = self.wait_body(server, b"v1/hello", pid1)  # HUP replaced the worker
+        write(os.path.join(d, "app.py"), APP_TEMPLATE.format(body="after-hup"))
+        self.wait_body(server, b"after-hup/hello", pid2)
 
     def test_bad_engine_is_refused(self):
         result = run_alicorn(["--reload", "--reload-engine", "fsevents", "hello:app"])
