@@ -239,6 +239,7 @@ void Arbiter::spawn_worker() {
   if (pid == 0) {
     ::close(g_signal_pipe[0]);
     ::close(g_signal_pipe[1]);
+    if (reloader_ && reloader_->fd() >= 0) ::close(reloader_->fd());  // the master's watch
     run_worker_process(setup);  // never returns
   }
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);

@@ -33,6 +33,7 @@ class Reloader {
   // (sorted, each once); empty otherwise.
   std::vector<std::string> poll(int64_t now_ms);
 
+  int fd() const { return inotify_fd_; }  // -1 with poll; closed by forked children
   size_t watched() const;  // folders (inotify) or files (poll)
   const char* engine() const { return inotify_fd_ >= 0 ? "inotify" : "poll"; }
 
