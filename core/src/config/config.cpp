@@ -354,6 +354,21 @@ const Setting kUwsgiSettings[] = {
      "unix-socket peers always are [default: 127.0.0.1,::1]"},
 };
 
+// Code reload (master/reloader.cpp): the master watches the app's *.py files and replaces the
+// workers gracefully (as HUP does) when one changes.
+const Setting kReloadSettings[] = {
+    {"reload", "--reload", &Config::reload, "",
+     "Replace the workers gracefully when a *.py file under the app's folder (chdir or the "
+     "working directory, and pythonpath) or a reload_extra_files entry changes; a file that "
+     "does not compile is logged and the current workers keep serving (for development)"},
+    {"reload_engine", "--reload-engine", &Config::reload_engine, "ENGINE",
+     "How --reload watches: auto (= inotify), inotify, or poll (stat every second) "
+     "[default: auto]"},
+    {"reload_extra_files", "--reload-extra-file", &Config::reload_extra_files, "FILE",
+     "A further file whose change replaces the workers with --reload (templates, config); "
+     "repeatable"},
+};
+
 // Every setting: the core table, then the others.
 const std::vector<const Setting*>& all_settings() {
   static const std::vector<const Setting*> all = [] {
@@ -362,6 +377,7 @@ const std::vector<const Setting*>& all_settings() {
     for (const auto& s : kMoreSettings) v.push_back(&s);
     for (const auto& s : kLaterSettings) v.push_back(&s);
     for (const auto& s : kUwsgiSettings) v.push_back(&s);
+    for (const auto& s : kReloadSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -562,6 +578,10 @@ void check_supported(const Config& c, const std::map<std::string, std::string>& 
   if (const std::string m = lower(c.header_map); m != "drop" && m != "refuse" && m != "dangerous")
     throw ConfigError(fmt::format("{}header_map: '{}' is not a mode: use drop, refuse or dangerous",
                                   where("header_map"), c.header_map));
+  if (const std::string e = lower(c.reload_engine); e != "auto" && e != "inotify" && e != "poll")
+    throw ConfigError(fmt::format(
+        "{}reload_engine: '{}' is not an engine: use auto, inotify or poll", where("reload_engine"),
+        c.reload_engine));
   if (c.logger_class != "gunicorn.glogging.Logger" && c.logger_class != "glogging.Logger" &&
       c.logger_class != "simple")
     refuse("logger_class", c.logger_class);

@@ -66,6 +66,11 @@ struct Config {
   std::string protocol = "http";        // --protocol: http or uwsgi
   std::vector<std::string> uwsgi_allow_ips{"127.0.0.1", "::1"};  // --uwsgi-allow-ips
 
+  // Code reload (master/reloader.cpp): replace the workers when the app's source changes
+  bool reload = false;                  // --reload
+  std::string reload_engine = "auto";   // --reload-engine: auto (= inotify), inotify, poll
+  std::vector<std::string> reload_extra_files;  // --reload-extra-file, repeatable
+
   // Server mechanics / Python
   std::optional<std::string> chdir;     // --chdir
   std::vector<std::string> pythonpath;  // --pythonpath, comma-separated, repeatable

@@ -1,5 +1,6 @@
 #include "master/arbiter.hpp"
 #include "master/config_stage.hpp"
+#include "master/reloader.hpp"
 #include "util/clock.hpp"
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -237,6 +239,7 @@ void Arbiter::spawn_worker() {
   if (pid == 0) {
     ::close(g_signal_pipe[0]);
     ::close(g_signal_pipe[1]);
+    if (reloader_ && reloader_->fd() >= 0) ::close(reloader_->fd());  // the master's watch
     run_worker_process(setup);  // never returns
   }
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
@@ -304,7 +307,19 @@ void Arbiter::reap() {
     ops_worker_exited(pid, state, status);  // ops: restart reasons, metric totals
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
-      if (code == kExitAppLoad) {
+      bool serving = false;  // --reload: workers being replaced still serve the old code
+      for (const auto& [p, st] : workers_) serving = serving || st.replaced;
+      if (code == kExitAppLoad && reloader_ && (serving || state.retiring)) {
+        log::error().error("Worker (pid:{}) failed to load the application: {}", pid,
+                           boot_error.empty() ? "see the traceback above" : boot_error);
+        if (serving)
+          log::error().error("Reload failed: keeping the current workers until the next change");
+        for (auto& [p, st] : workers_)
+          if (st.replaced) st.replaced = false;
+        // Its siblings of the same replacement would fail the same way.
+        for (auto& [p, st] : workers_)
+          if (!st.retiring && !slots_[st.index].booted.load()) retire(p, st);
+      } else if (code == kExitAppLoad) {
         log::error().error("Worker (pid:{}) failed to load the application: {}", pid,
                            boot_error.empty() ? "see the traceback above" : boot_error);
         if (halt_reason_.empty()) {
@@ -541,14 +556,113 @@ void Arbiter::reload() {
   hooks::call_server("on_reload");
   set_num_workers(config_.workers);
 
-  // New workers (they import the app anew unless it was preloaded); the current ones leave once
-  // the new ones have booted.
+  if (!reload_setup()) log::error().error("reload: the source is not watched");
+  replace_workers();
+}
+
+// New workers (they import the app anew unless it was preloaded); the current ones leave once
+// the new ones have booted.
+void Arbiter::replace_workers() {
   for (auto& [pid, state] : workers_)
     if (!state.retiring) state.replaced = true;
   int64_t wait_ms = config_.timeout > 0 ? static_cast<int64_t>(config_.timeout * 1000) : 30000;
   replace_deadline_ms_ = clock::mono_ms() + std::max<int64_t>(wait_ms, 5000);
   ready_pending_ = true;
   spawn_missing();
+}
+
+// ---- --reload -----------------------------------------------------------------------------
+
+bool Arbiter::reload_setup() {
+  reloader_.reset();
+  if (!config_.reload) return true;
+  std::vector<std::string> roots;
+  std::error_code ec;
+  roots.push_back(std::filesystem::current_path(ec).string());  // after --chdir
+  for (const auto& p : config_.pythonpath) roots.push_back(p);
+  try {
+    reloader_ = std::make_unique<Reloader>(roots, config_.reload_extra_files,
+                                           config_.reload_engine != "poll");
+  } catch (const std::exception& e) {
+    log::error().error("{}", e.what());
+    return false;
+  }
+  if (config_.preload_app)
+    log::error().warn("reload: with --preload the app is imported once, in the master; new "
+                      "workers reuse it, so changes to it are not picked up");
+  log::error().info("Reloading on changes to the app's source ({}, {} {} watched)",
+                    reloader_->engine(), reloader_->watched(),
+                    reloader_->engine() == std::string("poll") ? "files" : "folders");
+  return true;
+}
+
+// Compile the changed *.py files in a child process (the master may run no Python, and an
+// interpreter started here would be inherited by every worker): the tracebacks, "" if none.
+std::string Arbiter::reload_compile_errors(const std::vector<std::string>& files) {
+  std::vector<std::string> sources;
+  for (const auto& f : files)
+    if (f.size() > 3 && f.compare(f.size() - 3, 3, ".py") == 0 && ::access(f.c_str(), R_OK) == 0)
+      sources.push_back(f);
+  if (sources.empty()) return {};
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {};
+  bool python = python::is_initialized();
+  if (python) python::before_fork();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
+    std::string out;
+    try {
+      if (python) python::after_fork_child();
+      else python::initialize(python_init_options(config_, start_.argv));
+      for (const auto& f : sources) out += python::compile_error(f);
+    } catch (const std::exception& e) {
+      out.clear();  // cannot check: let the new workers try
+    }
+    for (size_t off = 0; off < out.size();) {
+      ssize_t n = ::write(fds[1], out.data() + off, out.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::_exit(0);
+  }
+  if (python) python::after_fork_parent();
+  ::close(fds[1]);
+  if (pid < 0) {
+    ::close(fds[0]);
+    return {};
+  }
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return out;
+}
+
+void Arbiter::reload_tick() {
+  if (!reloader_) return;
+  std::vector<std::string> changed = reloader_->poll(clock::mono_ms());
+  if (changed.empty()) return;
+  std::string names = join(changed, ", ");
+  std::string errors = reload_compile_errors(changed);
+  if (!errors.empty()) {
+    while (!errors.empty() && errors.back() == '\n') errors.pop_back();
+    log::error().error("Reload: {} changed but does not compile; the current workers keep "
+                       "serving:\n{}", names, errors);
+    return;
+  }
+  log::error().info("Reload: {} changed; replacing the workers", names);
+  replace_workers();
 }
 
 // ---- USR2 ---------------------------------------------------------------------------------
@@ -769,6 +883,7 @@ int Arbiter::start() {
   }
   if (!open_listeners()) return kExitFailure;
   if (int code = ops_open(); code != 0) return code;  // ops: metrics, control socket
+  if (!reload_setup()) return kExitConfig;  // --reload
   chown_paths();
   if (config_.pidfile) write_pidfile(*config_.pidfile);
   for (const auto& l : listeners_.items()) log::error().info("Listening at: {} ({})", l.url, pid_);
@@ -800,7 +915,7 @@ int Arbiter::run() {
   spawn_missing();
   bool running = true;
   while (running) {
-    bool busy = ready_pending_ || std::any_of(workers_.begin(), workers_.end(),
+    bool busy = ready_pending_ || reloader_ || std::any_of(workers_.begin(), workers_.end(),
                                               [](const auto& w) { return w.second.replaced; });
     int sig = wait_signal(busy ? 100 : 1000);
     if (sig != 0) running = handle_signal(sig);
@@ -814,6 +929,7 @@ int Arbiter::run() {
     check_timeouts();
     spawn_missing();
     check_booted();
+    reload_tick();  // --reload
     ops_tick();  // ops: control commands, RSS, memory recycling, metrics
   }
   log::error().info("Shutting down: Master");

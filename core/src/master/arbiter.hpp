@@ -35,6 +35,8 @@
 
 namespace alicorn {
 
+class Reloader;  // core/src/master/reloader.hpp
+
 namespace control {
 class OpsServer;  // core/src/control/ops_server.hpp
 }
@@ -101,6 +103,13 @@ class Arbiter {
   void ops_tick();  // each round of the loop
   void ops_worker_exited(pid_t pid, const WorkerState& state, int status);  // in reap()
   std::unique_ptr<control::OpsServer> ops_;
+
+  // ---- --reload: watch the app's source, replace the workers on a change (reloader.hpp)
+  bool reload_setup();   // (re)create the watcher from config_; false: it cannot be set up
+  void reload_tick();    // each round of the loop
+  std::string reload_compile_errors(const std::vector<std::string>& files);  // "" all compile
+  void replace_workers();  // HUP's graceful replacement, without re-reading the configuration
+  std::unique_ptr<Reloader> reloader_;
 
   Config config_;
   Plugin plugin_;

@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include "python/embedded.hpp"
@@ -195,6 +197,23 @@ void flush_std_streams() {
     }
   }
   PyErr_Clear();
+}
+
+std::string compile_error(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return {};  // gone: nothing to compile; the import will say so
+  std::string source;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) source.append(buf, n);
+  std::fclose(f);
+  PyObject* code = Py_CompileString(source.c_str(), path.c_str(), Py_file_input);
+  if (code != nullptr) {
+    Py_DECREF(code);
+    return {};
+  }
+  std::string tb = take_exception();
+  return tb.empty() ? "SyntaxError in " + path : tb;
 }
 
 }  // namespace alicorn::python

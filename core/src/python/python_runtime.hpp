@@ -68,6 +68,10 @@ void after_fork_child();
 // environment and Python's copy of it change. Needs the GIL.
 void set_environ(const std::string& key, const char* value);
 
+// Compile a Python source file (without running it): "" when it compiles, else the formatted
+// traceback (SyntaxError with the line and caret). Needs the GIL. Used by --reload.
+std::string compile_error(const std::string& path);
+
 // Flush sys.stdout and sys.stderr (before a worker exits).
 void flush_std_streams();
 
