@@ -6,6 +6,7 @@
 // converted and validated, so an error names the setting and where the value came from.
 #include "config/config.hpp"
 #include "net/edge_settings.hpp"
+#include "net/tls.hpp"
 #include "net/uwsgi_settings.hpp"
 
 #include <CLI/CLI.hpp>
@@ -131,8 +132,9 @@ const Setting kMoreSettings[] = {
      "Hook nworkers_changed(server, new_value, old_value): the worker count changed"},
     {"on_exit", "", kHook, "", "Hook on_exit(server): the master is exiting"},
     {"ssl_context", "", kHook, "",
-     "Hook ssl_context(config, default_ssl_context_factory): accepted; called once TLS is "
-     "served", 0, kAny, "no-op until TLS is served by the core"},
+     "Hook ssl_context(config, default_ssl_context_factory): accepted, not called (the TLS "
+     "context is built from certfile, keyfile, ... in the core)", 0, kAny,
+     "no-op: the core's TLS context is OpenSSL's, not Python's ssl.SSLContext"},
 };
 
 
@@ -354,6 +356,30 @@ const Setting kUwsgiSettings[] = {
      "unix-socket peers always are [default: 127.0.0.1,::1]"},
 };
 
+// TLS in the core (net/tls.cpp, http/session_tls.cpp): Gunicorn's names and flags.
+const Setting kTlsSettings[] = {
+    {"certfile", "--certfile", &Config::certfile, "FILE",
+     "SSL certificate file (PEM, the chain after the certificate); serves HTTPS on every "
+     "listener when set [default: None]"},
+    {"keyfile", "--keyfile", &Config::keyfile, "FILE",
+     "SSL key file (PEM) [default: the key in certfile]"},
+    {"ca_certs", "--ca-certs", &Config::ca_certs, "FILE",
+     "CA certificates file (PEM) to verify client certificates with [default: None]"},
+    {"cert_reqs", "--cert-reqs", &Config::cert_reqs, "INT",
+     "Whether client certificates are asked for: 0 none, 1 optional, 2 required (needs "
+     "ca_certs) [default: 0]", 0, 2},
+    {"ciphers", "--ciphers", &Config::ciphers, "CIPHERS",
+     "OpenSSL cipher list for TLS 1.2 [default: OpenSSL's]"},
+    {"ssl_version", "--ssl-version", &Config::ssl_version, "VERSION",
+     "Minimum TLS version: TLS_SERVER, TLS, SSLv23 (all TLS 1.2), TLSv1, TLSv1_1, TLSv1_2, "
+     "TLSv1_3, or the ssl.PROTOCOL_* numbers [default: TLS_SERVER]"},
+    {"do_handshake_on_connect", "--do-handshake-on-connect", &Config::do_handshake_on_connect,
+     "", "Accepted; the handshake always runs with the first bytes the client sends [default: "
+     "False]", 0, kAny, "no-op: the handshake runs inside the session as bytes arrive"},
+    {"suppress_ragged_eofs", "--suppress-ragged-eofs", &Config::suppress_ragged_eofs, "",
+     "A client closing without close_notify is an ordinary end of connection [default: True]"},
+};
+
 // Every setting: the core table, then the others.
 const std::vector<const Setting*>& all_settings() {
   static const std::vector<const Setting*> all = [] {
@@ -362,6 +388,7 @@ const std::vector<const Setting*>& all_settings() {
     for (const auto& s : kMoreSettings) v.push_back(&s);
     for (const auto& s : kLaterSettings) v.push_back(&s);
     for (const auto& s : kUwsgiSettings) v.push_back(&s);
+    for (const auto& s : kTlsSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -1023,6 +1050,7 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
   check_supported(config, out.sources);
   validate_edge_settings(config);  // forwarded headers, PROXY protocol (net/edge_settings.cpp)
   validate_uwsgi_settings(config);  // protocol, uwsgi_allow_ips (net/uwsgi_settings.cpp)
+  validate_tls_settings(config);  // certfile, keyfile, ...: the TLS context (net/tls.cpp)
   if (config.paste) {  // --paste names the app (and wins over wsgi_app, as in Gunicorn)
     std::string file = *config.paste, name;
     if (auto hash = file.find('#'); hash != std::string::npos)
