@@ -180,5 +180,95 @@ class TestTlsStartup(AlicornTestCase):
         self.assertRefused(r, mentions=["ssl_version", "SSLv2"])
 
 
+class TlsLargeBase:
+    """wsgi.file_wrapper (sendfile turned off on TLS: the file goes through the encryption), a
+    streamed download and a 4 MB upload, through uv_large_app."""
+    WORKER_ARGS = ()
+
+    def setUp(self):
+        self.dir = self.make_tmpdir()
+        cert, key = make_cert(self.dir)
+        self.server = self.start_server(
+            "uv_large_app:app",
+            list(self.WORKER_ARGS) + ["--certfile", cert, "--keyfile", key])
+        self.host, self.port = self.server.address
+
+    def request(self, method, path, body=None):
+        conn = http.client.HTTPSConnection(self.host, self.port, timeout=REQUEST_TIMEOUT,
+                                           context=unverified())
+        try:
+            conn.request(method, path, body=body)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def test_file_wrapper(self):
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        path = os.path.join(self.dir, "blob.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        status, body = self.request("GET", "/file?path=" + path)
+        self.assertEqual(status, 200, self.server.describe())
+        self.assertEqual(hashlib.sha256(body).hexdigest(), hashlib.sha256(data).hexdigest())
+        r = curl(["-k", "-o", "-", "https://localhost:%d/file?path=%s" % (self.port, path)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, data)
+
+    def test_download_and_upload(self):
+        status, body = self.request("GET", "/download?n=40")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body), 40 * 64 * 1024)
+        data = os.urandom(4 * 1024 * 1024)
+        status, body = self.request("POST", "/upload", body=data)
+        self.assertEqual(status, 200, self.server.describe())
+        self.assertEqual(body.decode(), "%s %d" % (hashlib.sha256(data).hexdigest(), len(data)))
+
+
+class TestTlsLargeSync(TlsLargeBase, AlicornTestCase):
+    WORKER_ARGS = ("-k", "sync")
+
+
+class TestTlsLargeGthread(TlsLargeBase, AlicornTestCase):
+    WORKER_ARGS = ("-k", "gthread", "--threads", "2")
+
+
+class TestTlsLargeUv(TlsLargeBase, AlicornTestCase):
+    WORKER_ARGS = ("-k", "uv")
+
+
+class TestTlsClientCertificates(AlicornTestCase):
+    """cert_reqs 2 with ca_certs: a client without a certificate is refused (and the worker
+    goes on), a client with one signed by the CA is served."""
+
+    def test_required_client_certificate(self):
+        d = self.make_tmpdir()
+        cert, key = make_cert(d)
+        client_cert, client_key = make_cert(d, "client")
+        server = self.start_server(APP, ["-k", "sync", "--certfile", cert, "--keyfile", key,
+                                         "--ca-certs", client_cert, "--cert-reqs", "2"])
+        host, port = server.address
+        conn = http.client.HTTPSConnection(host, port, timeout=REQUEST_TIMEOUT,
+                                           context=unverified())
+        with self.assertRaises((ssl.SSLError, OSError, http.client.HTTPException)):
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        conn.close()
+        ctx = unverified()
+        ctx.load_cert_chain(client_cert, client_key)
+        conn = http.client.HTTPSConnection(host, port, timeout=REQUEST_TIMEOUT, context=ctx)
+        conn.request("GET", "/with-cert")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200, server.describe())
+        self.assertEqual(json.loads(resp.read())["wsgi.url_scheme"], "https")
+        conn.close()
+
+    def test_cert_reqs_without_ca_certs_refused(self):
+        d = self.make_tmpdir()
+        cert, key = make_cert(d)
+        r = run_alicorn(["--certfile", cert, "--keyfile", key, "--cert-reqs", "2", APP])
+        self.assertRefused(r, mentions=["cert_reqs", "ca_certs"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -377,7 +377,9 @@ const Setting kTlsSettings[] = {
      "", "Accepted; the handshake always runs with the first bytes the client sends [default: "
      "False]", 0, kAny, "no-op: the handshake runs inside the session as bytes arrive"},
     {"suppress_ragged_eofs", "--suppress-ragged-eofs", &Config::suppress_ragged_eofs, "",
-     "A client closing without close_notify is an ordinary end of connection [default: True]"},
+     "Accepted; a client closing without close_notify is always an ordinary end of "
+     "connection [default: True]", 0, kAny,
+     "no-op: the socket's end is the plugin's; the session never reports a ragged EOF"},
 };
 
 // Every setting: the core table, then the others.
