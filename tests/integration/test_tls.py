@@ -270,5 +270,49 @@ class TestTlsClientCertificates(AlicornTestCase):
         self.assertRefused(r, mentions=["cert_reqs", "ca_certs"])
 
 
+class TestTlsConfigFileAndProxy(AlicornTestCase):
+    def test_python_config_with_ssl_constants(self):
+        """A gunicorn.conf.py as Gunicorn users write it: ssl_version = ssl.PROTOCOL_TLS_SERVER."""
+        d = self.make_tmpdir()
+        cert, key = make_cert(d)
+        conf = os.path.join(d, "tls.conf.py")
+        with open(conf, "w") as f:
+            f.write("import ssl\ncertfile = %r\nkeyfile = %r\n"
+                    "ssl_version = ssl.PROTOCOL_TLS_SERVER\ncert_reqs = ssl.CERT_NONE\n"
+                    "ciphers = 'ECDHE+AESGCM'\n" % (cert, key))
+        server = self.start_server(APP, ["-c", conf, "-k", "gthread"])
+        conn = http.client.HTTPSConnection(*server.address, timeout=REQUEST_TIMEOUT,
+                                           context=unverified())
+        conn.request("GET", "/conf")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200, server.describe())
+        self.assertEqual(json.loads(resp.read())["wsgi.url_scheme"], "https")
+        conn.close()
+
+    def test_proxy_protocol_header_before_the_handshake(self):
+        """HAProxy send-proxy in TCP mode: the PROXY header in clear, then TLS."""
+        d = self.make_tmpdir()
+        cert, key = make_cert(d)
+        for kind in ("sync", "uv"):
+            with self.subTest(kind=kind):
+                server = self.start_server(APP, ["-k", kind, "--certfile", cert, "--keyfile",
+                                                 key, "--proxy-protocol=v1"])
+                with socket.create_connection(server.address, timeout=REQUEST_TIMEOUT) as raw:
+                    raw.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n")
+                    with unverified().wrap_socket(raw, server_hostname="localhost") as s:
+                        s.sendall(b"GET /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        got = b""
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                break
+                            got += chunk
+                head, _, body = got.partition(b"\r\n\r\n")
+                self.assertIn(b"200 OK", head, server.describe())
+                doc = json.loads(body)
+                self.assertEqual(doc["REMOTE_ADDR"], "203.0.113.7")
+                self.assertEqual(doc["wsgi.url_scheme"], "https")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -830,7 +830,11 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
             else if (v.kind == K::Str) raw.values.push_back(v.text);
             else throw wrong("True or False");
           },
-          [&](std::string Config::*) {
+          [&](std::string Config::*f) {
+            if (v.kind == K::Int && f == &Config::ssl_version) {  // ssl.PROTOCOL_TLS_SERVER, ...
+              raw.values.push_back(std::to_string(v.i));
+              return;
+            }
             if (v.kind != K::Str) throw wrong("a string");
             raw.values.push_back(v.text);
           },
