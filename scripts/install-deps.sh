@@ -14,7 +14,7 @@ packages=(
   libuv1-dev node-llhttp
   python3 python3-dev libpython3.11-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev libcli11-dev libsystemd-dev
+  libgtest-dev libgmock-dev libcli11-dev libsystemd-dev libssl-dev
   python3-flask python3-django curl procps
   python3-pastedeploy python3-prometheus-client
   nginx-light haproxy openssl   # the real proxies the edge tests start (test_edge_proxies.py)

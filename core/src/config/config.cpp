@@ -6,6 +6,7 @@
 // converted and validated, so an error names the setting and where the value came from.
 #include "config/config.hpp"
 #include "net/edge_settings.hpp"
+#include "net/tls.hpp"
 #include "net/uwsgi_settings.hpp"
 
 #include <CLI/CLI.hpp>
@@ -131,8 +132,9 @@ const Setting kMoreSettings[] = {
      "Hook nworkers_changed(server, new_value, old_value): the worker count changed"},
     {"on_exit", "", kHook, "", "Hook on_exit(server): the master is exiting"},
     {"ssl_context", "", kHook, "",
-     "Hook ssl_context(config, default_ssl_context_factory): accepted; called once TLS is "
-     "served", 0, kAny, "no-op until TLS is served by the core"},
+     "Hook ssl_context(config, default_ssl_context_factory): accepted, not called (the TLS "
+     "context is built from certfile, keyfile, ... in the core)", 0, kAny,
+     "no-op: the core's TLS context is OpenSSL's, not Python's ssl.SSLContext"},
 };
 
 
@@ -369,6 +371,32 @@ const Setting kReloadSettings[] = {
      "repeatable"},
 };
 
+// TLS in the core (net/tls.cpp, http/session_tls.cpp): Gunicorn's names and flags.
+const Setting kTlsSettings[] = {
+    {"certfile", "--certfile", &Config::certfile, "FILE",
+     "SSL certificate file (PEM, the chain after the certificate); serves HTTPS on every "
+     "listener when set [default: None]"},
+    {"keyfile", "--keyfile", &Config::keyfile, "FILE",
+     "SSL key file (PEM) [default: the key in certfile]"},
+    {"ca_certs", "--ca-certs", &Config::ca_certs, "FILE",
+     "CA certificates file (PEM) to verify client certificates with [default: None]"},
+    {"cert_reqs", "--cert-reqs", &Config::cert_reqs, "INT",
+     "Whether client certificates are asked for: 0 none, 1 optional, 2 required (needs "
+     "ca_certs) [default: 0]", 0, 2},
+    {"ciphers", "--ciphers", &Config::ciphers, "CIPHERS",
+     "OpenSSL cipher list for TLS 1.2 [default: OpenSSL's]"},
+    {"ssl_version", "--ssl-version", &Config::ssl_version, "VERSION",
+     "Minimum TLS version: TLS_SERVER, TLS, SSLv23 (all TLS 1.2), TLSv1, TLSv1_1, TLSv1_2, "
+     "TLSv1_3, or the ssl.PROTOCOL_* numbers [default: TLS_SERVER]"},
+    {"do_handshake_on_connect", "--do-handshake-on-connect", &Config::do_handshake_on_connect,
+     "", "Accepted; the handshake always runs with the first bytes the client sends [default: "
+     "False]", 0, kAny, "no-op: the handshake runs inside the session as bytes arrive"},
+    {"suppress_ragged_eofs", "--suppress-ragged-eofs", &Config::suppress_ragged_eofs, "",
+     "Accepted; a client closing without close_notify is always an ordinary end of "
+     "connection [default: True]", 0, kAny,
+     "no-op: the socket's end is the plugin's; the session never reports a ragged EOF"},
+};
+
 // Every setting: the core table, then the others.
 const std::vector<const Setting*>& all_settings() {
   static const std::vector<const Setting*> all = [] {
@@ -378,6 +406,7 @@ const std::vector<const Setting*>& all_settings() {
     for (const auto& s : kLaterSettings) v.push_back(&s);
     for (const auto& s : kUwsgiSettings) v.push_back(&s);
     for (const auto& s : kReloadSettings) v.push_back(&s);
+    for (const auto& s : kTlsSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -821,7 +850,11 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
             else if (v.kind == K::Str) raw.values.push_back(v.text);
             else throw wrong("True or False");
           },
-          [&](std::string Config::*) {
+          [&](std::string Config::*f) {
+            if (v.kind == K::Int && f == &Config::ssl_version) {  // ssl.PROTOCOL_TLS_SERVER, ...
+              raw.values.push_back(std::to_string(v.i));
+              return;
+            }
             if (v.kind != K::Str) throw wrong("a string");
             raw.values.push_back(v.text);
           },
@@ -1043,6 +1076,7 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
   check_supported(config, out.sources);
   validate_edge_settings(config);  // forwarded headers, PROXY protocol (net/edge_settings.cpp)
   validate_uwsgi_settings(config);  // protocol, uwsgi_allow_ips (net/uwsgi_settings.cpp)
+  validate_tls_settings(config);  // certfile, keyfile, ...: the TLS context (net/tls.cpp)
   if (config.paste) {  // --paste names the app (and wins over wsgi_app, as in Gunicorn)
     std::string file = *config.paste, name;
     if (auto hash = file.find('#'); hash != std::string::npos)

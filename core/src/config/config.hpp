@@ -70,6 +70,15 @@ struct Config {
   bool reload = false;                  // --reload
   std::string reload_engine = "auto";   // --reload-engine: auto (= inotify), inotify, poll
   std::vector<std::string> reload_extra_files;  // --reload-extra-file, repeatable
+  // TLS in the core (net/tls.cpp builds the context, http/session_tls.cpp the connections)
+  std::optional<std::string> certfile;  // --certfile: PEM certificate (chain); TLS when set
+  std::optional<std::string> keyfile;   // --keyfile: PEM private key [default: in certfile]
+  std::optional<std::string> ca_certs;  // --ca-certs: CA bundle for client certificates
+  int cert_reqs = 0;                    // --cert-reqs: 0 none, 1 optional, 2 required
+  std::optional<std::string> ciphers;   // --ciphers: OpenSSL cipher list [default: OpenSSL's]
+  std::string ssl_version = "TLS_SERVER";  // --ssl-version: minimum version (TLS 1.2 default)
+  bool do_handshake_on_connect = false; // --do-handshake-on-connect: no-op
+  bool suppress_ragged_eofs = true;     // --suppress-ragged-eofs
 
   // Server mechanics / Python
   std::optional<std::string> chdir;     // --chdir

@@ -116,6 +116,11 @@ void add_chunks(alicorn_session* s, alicorn_output* out);
 
 }  // namespace alicorn::http
 
+namespace alicorn {
+struct TlsConn;
+void tls_free(TlsConn* t) noexcept;
+}  // namespace alicorn
+
 struct alicorn_session {
   enum class State { Reading, Interim, Ready, Responding, Done };
 
@@ -138,6 +143,8 @@ struct alicorn_session {
   bool uwsgi_refused = false;  // the peer is not in uwsgi_allow_ips
   std::unique_ptr<alicorn::UwsgiParser> uwsgi_packet;
   std::unique_ptr<alicorn::UwsgiRequest> uwsgi_req;
+  // TLS (http/session_tls.cpp): set when the server has a certificate; owned.
+  alicorn::TlsConn* tls = nullptr;
   alicorn::RequestParser parser;
   std::string pending;  // bytes received but not parsed yet (pipelining)
   State state = State::Reading;
@@ -156,7 +163,10 @@ struct alicorn_session {
   bool logged = false;        // access log line written for this request
 
   explicit alicorn_session(alicorn::HttpLimits limits) : parser(limits) {}
-  ~alicorn_session() { delete app; }
+  ~alicorn_session() {
+    delete app;
+    alicorn::tls_free(tls);
+  }
   alicorn_session(const alicorn_session&) = delete;
   alicorn_session& operator=(const alicorn_session&) = delete;
 };

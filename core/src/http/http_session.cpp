@@ -20,6 +20,7 @@
 #include "http/http_connection.hpp"
 #include "http/http_parser.hpp"
 #include "http/session_edge.hpp"
+#include "http/session_tls.hpp"
 #include "http/session_uwsgi.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
@@ -152,7 +153,8 @@ void describe_request(alicorn_session* s) {
   q.server_fixed = false;
   q.query_string.reset();
   q.extra = nullptr;
-  q.can_sendfile = (s->ctx->capabilities & ALICORN_CAP_SENDFILE) != 0;
+  // [tls] the file segment would bypass the encryption: files come as chunks
+  q.can_sendfile = (s->ctx->capabilities & ALICORN_CAP_SENDFILE) != 0 && s->tls == nullptr;
 }
 
 // The parser stopped: a 4xx (or a 501 for an unsupported transfer coding) is the client's
@@ -302,8 +304,12 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
     s = new alicorn_session(limits);
     s->ctx = ctx;
     s->listener_index = info->listener_index < ctx->listener_fds.size() ? info->listener_index : 0;
+    tls_session_init(s);  // [tls] when the server has a certificate
+    // The body read while the app runs (recv/send on the socket): not through TLS, whose
+    // records only the session can open; a TLS connection's body is buffered by the parser.
     if (ALICORN_HAS_FIELD(info, alicorn_conn_info, send) && info->recv != nullptr &&
-        info->send != nullptr && (ctx->capabilities & ALICORN_CAP_NONBLOCKING) == 0) {
+        info->send != nullptr && (ctx->capabilities & ALICORN_CAP_NONBLOCKING) == 0 &&
+        s->tls == nullptr) {
       s->stream.io = info->io;
       s->stream.io_recv = info->recv;
       s->stream.io_send = info->send;
@@ -333,13 +339,9 @@ alicorn_session* session_new(alicorn_worker_ctx* ctx, const alicorn_conn_info* i
   return made;
 }
 
-int session_feed(alicorn_session* s, const char* data, size_t len) {
-  if (s == nullptr) return ALICORN_EINVAL;
-  return guarded("session_feed", s, [&]() -> int {
-    if (s->proxy != nullptr) {  // [edge] the PROXY protocol header comes before any HTTP byte
-      if (int rc = edge_consume_proxy(s, data, len); rc <= 0)
-        return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
-    }
+namespace {
+
+int feed_http(alicorn_session* s, const char* data, size_t len) {
     if (s->uwsgi_packet != nullptr || s->uwsgi_refused) {  // [uwsgi] the packet, then the body
       if (int rc = uwsgi_consume_packet(s, data, len); rc <= 0)
         return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
@@ -385,6 +387,30 @@ int session_feed(alicorn_session* s, const char* data, size_t len) {
     if (s->parse_error) s->pending.clear();  // nothing after a broken request can be trusted
     s->state = State::Ready;
     return ALICORN_FEED_READY;
+}
+
+}  // namespace
+
+int session_feed(alicorn_session* s, const char* data, size_t len) {
+  if (s == nullptr) return ALICORN_EINVAL;
+  return guarded("session_feed", s, [&]() -> int {
+    size_t clear = s->pending.size();
+    if (s->proxy != nullptr) {  // [edge] the PROXY protocol header comes before any HTTP byte
+      if (int rc = edge_consume_proxy(s, data, len); rc <= 0)
+        return rc < 0 ? rc : ALICORN_FEED_NEED_MORE;
+    }
+    if (s->tls == nullptr) return feed_http(s, data, len);
+    // [tls] ciphertext in (what a PROXY parser buffered first, when there was no header)
+    std::string plain;
+    if (s->pending.size() > clear) {
+      std::string first = s->pending.substr(clear);
+      s->pending.resize(clear);
+      if (int rc = tls_decrypt(s, first.data(), first.size(), plain); rc < 0) return rc;
+    }
+    if (int rc = tls_decrypt(s, data, len, plain); rc < 0) return rc;
+    int rc = feed_http(s, plain.data(), plain.size());
+    if (rc == ALICORN_FEED_NEED_MORE && tls_has_output(s)) return ALICORN_FEED_SEND;  // handshake
+    return rc;
   });
 }
 
@@ -441,9 +467,9 @@ int session_run(alicorn_session* s) {
   });
 }
 
-int session_pull(alicorn_session* s, alicorn_output* out) {
-  if (s == nullptr || out == nullptr) return ALICORN_EINVAL;
-  return guarded("session_pull", s, [&]() -> int {
+namespace {
+
+int pull_http(alicorn_session* s, alicorn_output* out) {
     app::Reply& r = s->ex().reply;
     http::Framing& f = s->ex().out;
     out->iovcnt = 0;
@@ -504,6 +530,29 @@ int session_pull(alicorn_session* s, alicorn_output* out) {
           return ALICORN_PULL_ABORT;
       }
     }
+}
+
+}  // namespace
+
+int session_pull(alicorn_session* s, alicorn_output* out) {
+  if (s == nullptr || out == nullptr) return ALICORN_EINVAL;
+  return guarded("session_pull", s, [&]() -> int {
+    if (s->tls == nullptr) return pull_http(s, out);
+    // [tls] what the session hands out, encrypted (handshake bytes first)
+    int rc;
+    if (s->state == State::Interim || s->state == State::Responding) {
+      rc = pull_http(s, out);
+    } else {
+      out->iovcnt = 0;
+      out->file_fd = -1;
+      out->file_offset = 0;
+      out->file_length = 0;
+      if (!tls_has_output(s)) return ALICORN_ESTATE;
+      rc = ALICORN_PULL_DONE;
+    }
+    if (rc < 0 || rc == ALICORN_PULL_ABORT) return rc;
+    tls_encrypt(s, out);
+    return rc;
   });
 }
 
