@@ -132,11 +132,11 @@ qualname=gunicorn.access
 [handler_file]
 class=FileHandler
 formatter=json
-args=(%%(here)r + '/log.jsonl',)
+args=('%%(here)s/log.jsonl',)
 
 [formatter_json]
 format=%s
-""" % JSON_FORMAT.replace("%", "%%"))
+""" % JSON_FORMAT)
         server = self.start_server("hello:app", ["--log-config", ini])
         self.check_error_and_access(server, path)
 

@@ -65,10 +65,24 @@ def _dict_config(setting, config):
         raise ValueError("%s: expected a dict, got %s" % (setting, type(config).__name__))
     merged = copy.deepcopy(CONFIG_DEFAULTS)
     merged.update(config)
+    # Gunicorn merges the top-level keys only, so a dict with its own "handlers" and no "root"
+    # left the default root naming the missing "console" handler, which dictConfig refuses.
+    # Drop such dangling names from the defaults kept (every dict Gunicorn accepts still works).
+    if "handlers" in config:
+        names = set(merged["handlers"] or {})
+        kept = [("root", merged.get("root"))] if "root" not in config else []
+        if "loggers" not in config:
+            kept += list(merged["loggers"].items())
+        for _, logger in kept:
+            if isinstance(logger, dict) and "handlers" in logger:
+                logger["handlers"] = [h for h in logger["handlers"] if h in names]
     try:
         logging.config.dictConfig(merged)
-    except (ValueError, TypeError, AttributeError, ImportError) as e:
-        raise ValueError("%s: dictConfig refused it: %s" % (setting, e)) from e
+    except (ValueError, TypeError, AttributeError, ImportError, KeyError) as e:
+        why = str(e)
+        if e.__cause__ is not None:
+            why += " (%s: %s)" % (type(e.__cause__).__name__, e.__cause__)
+        raise ValueError("%s: dictConfig refused it: %s" % (setting, why)) from e
 
 
 def configure(kind, value, loglevel):
