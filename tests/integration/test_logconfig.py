@@ -210,6 +210,16 @@ format=%s
         r = run_alicorn(["--log-config", bad_ini, "hello:app"])
         self.assertRefused(r, mentions=["logconfig", "bad.ini", "fileConfig"])
 
+    def test_empty_dict_keeps_the_native_log(self):
+        # Gunicorn's default logconfig_dict, {}, means no logconfig.
+        tmp = self.make_tmpdir()
+        conf = os.path.join(tmp, "conf.py")
+        with open(conf, "w") as f:
+            f.write("logconfig_dict = {}\n")
+        server = self.start_server("hello:app", ["-c", conf])
+        self.assertServesHello(server)
+        server.wait_log(r"^\[[^]]+\] \[\d+\] \[INFO\] Booting worker with pid")
+
     def test_logger_class_still_refused(self):
         r = run_alicorn(["--logger-class", "myapp.MyLogger", "hello:app"])
         self.assertRefused(r, mentions=["logger_class", "myapp.MyLogger", "logconfig"])

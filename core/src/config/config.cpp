@@ -868,17 +868,21 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
             else if (v.kind == K::Str) raw.values.push_back(v.text);
             else throw wrong("True or False");
           },
-          [&](std::string Config::*f) {
+          [&](std::string Config::*) {
+            if (v.kind != K::Str) throw wrong("a string");
+            raw.values.push_back(v.text);
+          },
+          [&](std::optional<std::string> Config::*f) {
             if (f == &Config::logconfig_dict && v.kind == K::Dict) {
+              if (v.entries.empty()) {  // Gunicorn's default, {}: not set
+                raw.null = true;
+                return;
+              }
               std::string json;
               file_value_json(v, s.name, path, json);
               raw.values.push_back(json);
               return;
             }
-            if (v.kind != K::Str) throw wrong("a string");
-            raw.values.push_back(v.text);
-          },
-          [&](std::optional<std::string> Config::*f) {
             if (v.kind == K::None) raw.null = true;
             else if (v.kind == K::Str) raw.values.push_back(v.text);
             else if (v.kind == K::Int && (f == &Config::user || f == &Config::group))

@@ -65,7 +65,7 @@ struct Config {
   // Logging through Python's logging (logconfig*; python/py_logging.cpp): when one is set, the
   // error and access logs go to the loggers gunicorn.error and gunicorn.access.
   std::optional<std::string> logconfig;       // --log-config: an ini file for fileConfig
-  std::string logconfig_dict;                 // a dict for dictConfig, held as JSON ("" unset)
+  std::optional<std::string> logconfig_dict;  // a dict for dictConfig, held as JSON text
   std::optional<std::string> logconfig_json;  // --log-config-json: a JSON file for dictConfig
   // uwsgi protocol (nginx uwsgi_pass; http/uwsgi_parser.hpp, checked by net/uwsgi_settings.cpp)
   std::string protocol = "http";        // --protocol: http or uwsgi

@@ -96,15 +96,15 @@ class PythonSink final : public spdlog::sinks::base_sink<spdlog::details::null_m
 }  // namespace
 
 bool wants_python_logging(const Config& config) {
-  return config.logconfig || !config.logconfig_dict.empty() || config.logconfig_json;
+  return config.logconfig || config.logconfig_dict.has_value() || config.logconfig_json;
 }
 
 void setup_python_logging(const Config& config, const std::vector<std::string>& argv) {
   if (!wants_python_logging(config)) return;
   // Gunicorn's precedence: logconfig_dict, then logconfig_json, then logconfig.
-  bool dict = !config.logconfig_dict.empty();
+  bool dict = config.logconfig_dict.has_value();
   const char* kind = dict ? "dict" : config.logconfig_json ? "json" : "ini";
-  const std::string& value = dict                    ? config.logconfig_dict
+  const std::string& value = dict                    ? *config.logconfig_dict
                              : config.logconfig_json ? *config.logconfig_json
                                                      : *config.logconfig;
   initialize(python_init_options(config, argv));
