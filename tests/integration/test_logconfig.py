@@ -4,6 +4,7 @@ refused before fork; on every worker class."""
 
 import json
 import os
+import signal
 import unittest
 
 from harness import START_TIMEOUT, AlicornTestCase, run_alicorn, wait_for
@@ -98,6 +99,32 @@ class LogConfig(AlicornTestCase):
                                            + list(args), workers=2)
                 self.check_error_and_access(server, path, "/on-" + args[1])
                 server.kill()
+
+    def test_hup_reconfigures_and_keeps_on_bad_dict(self):
+        tmp = self.make_tmpdir()
+        first = os.path.join(tmp, "first.jsonl")
+        second = os.path.join(tmp, "second.jsonl")
+        conf = self.python_conf(tmp, first)
+        server = self.start_server("hello:app", ["-c", conf])
+        self.check_error_and_access(server, first, "/before-hup")
+        # A dict dictConfig refuses: logged, the running configuration kept.
+        with open(conf, "w") as f:
+            f.write("logconfig_dict = {'version': 1, 'handlers': "
+                    "{'h': {'class': 'no.such.Handler'}}}\n")
+        server.signal(signal.SIGHUP)
+        self.wait_records(first, lambda rs: any("logconfig_dict" in r["message"] for r in rs),
+                          server)
+        self.get(server, "/after-bad-hup")
+        self.wait_records(first, lambda rs: any("/after-bad-hup" in r["message"] for r in rs),
+                          server)
+        # A good one: the new workers log to the new file.
+        self.python_conf(tmp, second)
+        old = server.workers()
+        server.signal(signal.SIGHUP)
+        server.wait_workers(1, exclude=old)
+        self.get(server, "/after-good-hup")
+        self.wait_records(second, lambda rs: any("/after-good-hup" in r["message"]
+                                                 for r in rs), server)
 
     def test_ini_file_config(self):
         tmp = self.make_tmpdir()
