@@ -23,6 +23,7 @@
 #include "master/process.hpp"
 #include "master/proctitle.hpp"
 #include "python/config_file.hpp"
+#include "python/py_logging.hpp"
 #include "python/python_runtime.hpp"
 #include "master/config_stage.hpp"
 #include "plugin/worker_runtime.hpp"
@@ -129,6 +130,13 @@ int serve(LoadedConfig& loaded_in, int argc, char** argv) {
   } catch (const StageError& e) {
     if (e.exit_code() == kExitFailure) log::error().error("{}", e.what());
     return fail(e.exit_code(), e.what());
+  }
+  // logconfig*: Python's logging takes the error and access logs from here on (workers inherit
+  // the configured interpreter).
+  try {
+    python::setup_python_logging(staged.loaded.config, args);
+  } catch (const std::exception& e) {
+    return fail(kExitConfig, e.what());
   }
   LoadedConfig& loaded = staged.loaded;
   Config& config = loaded.config;

@@ -112,7 +112,7 @@ const Setting kMoreSettings[] = {
      "Process name when proc_name is unset [default: the app spec]"},
     {"logger_class", "--logger-class", &Config::logger_class, "CLASS",
      "Gunicorn's logger class (only the default is accepted)", 0, kAny,
-     "refused unless gunicorn.glogging.Logger: alicorn logs in C++; use logconfig or the hooks"},
+     "refused unless gunicorn.glogging.Logger: alicorn logs in C++; use logconfig, logconfig_dict, logconfig_json or the hooks"},
     {"on_starting", "", kHook, "", "Hook on_starting(server): before the master starts"},
     {"on_reload", "", kHook, "", "Hook on_reload(server): on HUP, before the new workers"},
     {"when_ready", "", kHook, "", "Hook when_ready(server): the listeners are open"},
@@ -397,6 +397,19 @@ const Setting kTlsSettings[] = {
      "no-op: the socket's end is the plugin's; the session never reports a ragged EOF"},
 };
 
+// Logging through Python's logging module (python/py_logging.cpp): with one of these set, the
+// error log and the access log are the loggers gunicorn.error and gunicorn.access.
+const Setting kLogConfigSettings[] = {
+    {"logconfig", "--log-config", &Config::logconfig, "FILE",
+     "An ini file for logging.config.fileConfig; the error and access logs then go through "
+     "Python's loggers gunicorn.error and gunicorn.access"},
+    {"logconfig_dict", "", &Config::logconfig_dict, "DICT",
+     "A dict for logging.config.dictConfig, merged over Gunicorn's defaults (a Python config "
+     "file's dict, JSON-representable values; or a JSON string)"},
+    {"logconfig_json", "--log-config-json", &Config::logconfig_json, "FILE",
+     "A JSON file for logging.config.dictConfig, merged over Gunicorn's defaults"},
+};
+
 // Every setting: the core table, then the others.
 const std::vector<const Setting*>& all_settings() {
   static const std::vector<const Setting*> all = [] {
@@ -407,6 +420,7 @@ const std::vector<const Setting*>& all_settings() {
     for (const auto& s : kUwsgiSettings) v.push_back(&s);
     for (const auto& s : kReloadSettings) v.push_back(&s);
     for (const auto& s : kTlsSettings) v.push_back(&s);
+    for (const auto& s : kLogConfigSettings) v.push_back(&s);
     return v;
   }();
   return all;
@@ -613,7 +627,9 @@ void check_supported(const Config& c, const std::map<std::string, std::string>& 
         c.reload_engine));
   if (c.logger_class != "gunicorn.glogging.Logger" && c.logger_class != "glogging.Logger" &&
       c.logger_class != "simple")
-    refuse("logger_class", c.logger_class);
+    refuse("logger_class", c.logger_class,
+           "alicorn's logger is not a Python class; to customise logging use logconfig, "
+           "logconfig_dict or logconfig_json (Python's logging) or the server hooks");
 }
 
 // ---- command line and ALICORN_CMD_ARGS ----------------------------------------------------
@@ -814,6 +830,57 @@ std::string number_text(const FileValue& v) {
   return std::string(buf, ec == std::errc() ? end : buf);
 }
 
+void json_string(const std::string& text, std::string& out) {
+  out.push_back('"');
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+}
+
+// A Python value (logconfig_dict) as JSON; a callable or another object is refused, naming it.
+void file_value_json(const FileValue& v, const char* name, const std::string& path,
+                     std::string& out) {
+  using K = FileValue::Kind;
+  switch (v.kind) {
+    case K::None: out += "null"; break;
+    case K::Bool: out += v.b ? "true" : "false"; break;
+    case K::Int:
+    case K::Float: out += number_text(v); break;
+    case K::Str: json_string(v.text, out); break;
+    case K::List:
+      out.push_back('[');
+      for (size_t i = 0; i < v.items.size(); ++i) {
+        if (i) out.push_back(',');
+        file_value_json(v.items[i], name, path, out);
+      }
+      out.push_back(']');
+      break;
+    case K::Dict:
+      out.push_back('{');
+      for (size_t i = 0; i < v.entries.size(); ++i) {
+        if (i) out.push_back(',');
+        json_string(v.entries[i].first, out);
+        out.push_back(':');
+        file_value_json(v.entries[i].second, name, path, out);
+      }
+      out.push_back('}');
+      break;
+    default:
+      throw ConfigError(fmt::format("{}: {}: {} is not supported inside the dict (only str, "
+                                    "int, float, bool, None, lists and dicts; name a class or "
+                                    "stream by string, e.g. 'ext://sys.stdout')",
+                                    path, name, v.text.empty() ? v.type_name : v.text));
+  }
+}
+
 // One module-level value converted to the text a layer holds, with Gunicorn's leniency where it
 // has it (an int setting takes "4" as well as 4; a list setting takes one string) and a
 // message naming the setting and the Python type otherwise.
@@ -859,6 +926,16 @@ Raw python_raw(const Setting& s, const FileValue& v, const std::string& path) {
             raw.values.push_back(v.text);
           },
           [&](std::optional<std::string> Config::*f) {
+            if (f == &Config::logconfig_dict && v.kind == K::Dict) {
+              if (v.entries.empty()) {  // Gunicorn's default, {}: not set
+                raw.null = true;
+                return;
+              }
+              std::string json;
+              file_value_json(v, s.name, path, json);
+              raw.values.push_back(json);
+              return;
+            }
             if (v.kind == K::None) raw.null = true;
             else if (v.kind == K::Str) raw.values.push_back(v.text);
             else if (v.kind == K::Int && (f == &Config::user || f == &Config::group))

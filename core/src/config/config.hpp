@@ -62,6 +62,11 @@ struct Config {
   std::string proxy_protocol = "off";   // --proxy-protocol[=MODE]: off, v1, v2, auto (bare: auto)
   std::vector<std::string> proxy_allow_ips{"127.0.0.1", "::1"};  // --proxy-allow-from
 
+  // Logging through Python's logging (logconfig*; python/py_logging.cpp): when one is set, the
+  // error and access logs go to the loggers gunicorn.error and gunicorn.access.
+  std::optional<std::string> logconfig;       // --log-config: an ini file for fileConfig
+  std::optional<std::string> logconfig_dict;  // a dict for dictConfig, held as JSON text
+  std::optional<std::string> logconfig_json;  // --log-config-json: a JSON file for dictConfig
   // uwsgi protocol (nginx uwsgi_pass; http/uwsgi_parser.hpp, checked by net/uwsgi_settings.cpp)
   std::string protocol = "http";        // --protocol: http or uwsgi
   std::vector<std::string> uwsgi_allow_ips{"127.0.0.1", "::1"};  // --uwsgi-allow-ips

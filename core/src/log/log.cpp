@@ -142,6 +142,18 @@ void reopen() {
   if (g_access_sink) g_access_sink->reopen();
 }
 
+void route_to(std::shared_ptr<spdlog::sinks::sink> error_sink,
+              std::shared_ptr<spdlog::sinks::sink> access_sink,
+              spdlog::level::level_enum error_level) {
+  if (!g_error) setup_error_log("-", "info");
+  g_error->sinks() = {std::move(error_sink)};
+  g_error->set_level(error_level);
+  g_access = std::make_shared<spdlog::logger>("access", std::move(access_sink));
+  g_access->set_level(spdlog::level::info);
+}
+
+std::shared_ptr<spdlog::sinks::sink> native_error_sink() { return g_error_sink; }
+
 spdlog::logger& error() {
   if (!g_error) setup_error_log("-", "info");
   return *g_error;

@@ -17,6 +17,15 @@ void setup_access_log(const std::string& target);
 // Reopen both log files (after logrotate moved them). Safe to call when logging to a terminal.
 void reopen();
 
+// logconfig (python/py_logging.cpp): the error log writes to `error_sink` only (the native
+// sink stays as its fallback), at `error_level`; the access log to `access_sink` (created when
+// accesslog is unset, as Gunicorn logs access lines whenever a logconfig is given).
+void route_to(std::shared_ptr<spdlog::sinks::sink> error_sink,
+              std::shared_ptr<spdlog::sinks::sink> access_sink,
+              spdlog::level::level_enum error_level);
+// The error log's own (file or stderr) sink, for lines that cannot reach Python.
+std::shared_ptr<spdlog::sinks::sink> native_error_sink();
+
 spdlog::logger& error();
 // Null when the access log is off.
 spdlog::logger* access();

@@ -22,6 +22,7 @@
 #include "python/hooks.hpp"
 #include "log/log.hpp"
 #include "master/proctitle.hpp"
+#include "python/py_logging.hpp"
 #include "python/python_runtime.hpp"
 #include "master/systemd.hpp"
 #include "control/ops_server.hpp"  // ops: complete type for ops_
@@ -478,6 +479,16 @@ void Arbiter::reload() {
   try {
     staged = validate_and_stage(read_settings(start_.argv, base_environment()), &config_);
     stage_logs(staged.loaded.config, &config_);
+    try {
+      python::setup_python_logging(staged.loaded.config, start_.argv);
+    } catch (const std::exception&) {
+      try {  // back to the current configuration's logs
+        stage_logs(config_, nullptr);
+        python::setup_python_logging(config_, start_.argv);
+      } catch (...) {
+      }
+      throw;
+    }
   } catch (const std::exception& e) {  // ConfigError or StageError
     keep(e.what());
     ready_pending_ = true;

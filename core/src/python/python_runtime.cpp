@@ -3,6 +3,8 @@
 
 #include "python/python_runtime.hpp"
 
+#include <atomic>
+
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -149,7 +151,15 @@ PyObject* load_app(const AppSpec& spec) {
   return app;
 }
 
-void release_gil() { PyEval_SaveThread(); }
+namespace {
+std::atomic<bool> g_gil_released{false};
+}  // namespace
+
+void release_gil() {
+  g_gil_released.store(true);
+  PyEval_SaveThread();
+}
+bool gil_released() { return g_gil_released.load(); }
 
 Gil::Gil() {
   // Give each thread one Python thread state for its whole life: without this pin,

@@ -46,6 +46,9 @@ std::string take_exception(std::string* summary = nullptr);
 
 // The calling thread gives up the GIL for good (until it takes it back with Gil).
 void release_gil();
+// True once release_gil ran in this process (a worker): any thread may then take the GIL. In
+// the master the main thread keeps it, so other threads must not wait for it.
+bool gil_released();
 
 // RAII: hold the GIL in this scope (any thread).
 class Gil {
