@@ -24,16 +24,7 @@ struct TlsConn {
 
 namespace {
 
-std::string ssl_errors() {
-  std::string all;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!all.empty()) all += "; ";
-    all += buf;
-  }
-  return all;
-}
+std::string ssl_errors() { return tls_error_queue(); }
 
 int fail(alicorn_session* s, const char* what, int err) {
   std::string why = ssl_errors();

@@ -16,13 +16,7 @@ namespace {
 SSL_CTX* g_ctx = nullptr;
 
 std::string ssl_errors() {
-  std::string all;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!all.empty()) all += "; ";
-    all += buf;
-  }
+  std::string all = tls_error_queue();
   return all.empty() ? "unknown OpenSSL error" : all;
 }
 
@@ -137,5 +131,16 @@ void validate_tls_settings(Config& c) {
 }
 
 ssl_ctx_st* tls_server_ctx() { return g_ctx; }
+
+std::string tls_error_queue() {
+  std::string all;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!all.empty()) all += "; ";
+    all += buf;
+  }
+  return all;
+}
 
 }  // namespace alicorn

@@ -4,6 +4,8 @@
 // http/session_tls.cpp; the plugins never see TLS.
 #pragma once
 
+#include <string>
+
 #include "config/config.hpp"
 
 struct ssl_ctx_st;
@@ -16,5 +18,8 @@ void validate_tls_settings(Config& config);
 
 // The server context, or nullptr when TLS is off (no certfile).
 ssl_ctx_st* tls_server_ctx();
+
+// OpenSSL's error queue of this thread, emptied, as one line ("" when it is empty).
+std::string tls_error_queue();
 
 }  // namespace alicorn
