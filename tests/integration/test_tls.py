@@ -314,5 +314,58 @@ class TestTlsConfigFileAndProxy(AlicornTestCase):
                 self.assertEqual(doc["wsgi.url_scheme"], "https")
 
 
+class TestTlsSslContextHook(AlicornTestCase):
+    """Gunicorn's ssl_context(config, default_ssl_context_factory) hook in a config file: the
+    context it returns is the one served (here with a second certificate loaded on top of the
+    settings' one), on every worker class; a hook that raises stops the start."""
+
+    def conf(self, body):
+        d = self.make_tmpdir()
+        cert, key = make_cert(d)
+        self.hooked_cert, hooked_key = make_cert(d, "hooked")
+        conf = os.path.join(d, "tls.conf.py")
+        with open(conf, "w") as f:
+            f.write("certfile = %r\nkeyfile = %r\nHOOKED = (%r, %r)\n%s"
+                    % (cert, key, self.hooked_cert, hooked_key, body))
+        return conf
+
+    def test_hook_context_is_served(self):
+        conf = self.conf(
+            "def ssl_context(config, default_ssl_context_factory):\n"
+            "    assert config.certfile == certfile\n"
+            "    context = default_ssl_context_factory()\n"
+            "    context.load_cert_chain(*HOOKED)\n"
+            "    return context\n")
+        for worker in ("sync", "gthread", "uv"):
+            with self.subTest(worker=worker):
+                server = self.start_server(APP, ["-c", conf, "-k", worker])
+                # Verified against the hooked certificate only: the handshake succeeds only if
+                # the hook's context is the one serving.
+                ctx = ssl.create_default_context(cafile=self.hooked_cert)
+                ctx.check_hostname = False
+                conn = http.client.HTTPSConnection(*server.address, timeout=REQUEST_TIMEOUT,
+                                                   context=ctx)
+                conn.request("GET", "/hooked")
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200, server.describe())
+                self.assertEqual(json.loads(resp.read())["wsgi.url_scheme"], "https")
+                conn.close()
+                self.assertIn("context of the ssl_context hook", server.log())
+                self.assertStopsCleanly(server)
+
+    def test_hook_that_raises_stops_the_start(self):
+        conf = self.conf("def ssl_context(config, factory):\n    raise ValueError('no ctx')\n")
+        result = run_alicorn(["-c", conf, "-b", "127.0.0.1:0", APP])
+        self.assertNotEqual(result.returncode, 0, result.output)
+        self.assertIn("ssl_context", result.output)
+        self.assertIn("ValueError: no ctx", result.output)
+
+    def test_hook_returning_something_else_stops_the_start(self):
+        conf = self.conf("def ssl_context(config, factory):\n    return 42\n")
+        result = run_alicorn(["-c", conf, "-b", "127.0.0.1:0", APP])
+        self.assertNotEqual(result.returncode, 0, result.output)
+        self.assertIn("must return an ssl.SSLContext", result.output)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -132,9 +132,8 @@ const Setting kMoreSettings[] = {
      "Hook nworkers_changed(server, new_value, old_value): the worker count changed"},
     {"on_exit", "", kHook, "", "Hook on_exit(server): the master is exiting"},
     {"ssl_context", "", kHook, "",
-     "Hook ssl_context(config, default_ssl_context_factory): accepted, not called (the TLS "
-     "context is built from certfile, keyfile, ... in the core)", 0, kAny,
-     "no-op: the core's TLS context is OpenSSL's, not Python's ssl.SSLContext"},
+     "Hook ssl_context(config, default_ssl_context_factory): called in the master at startup "
+     "when certfile is set; the ssl.SSLContext it returns serves every TLS connection"},
 };
 
 

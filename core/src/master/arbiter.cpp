@@ -19,6 +19,7 @@
 #include <new>
 
 #include "log/access_log.hpp"
+#include "net/tls.hpp"
 #include "python/hooks.hpp"
 #include "log/log.hpp"
 #include "master/proctitle.hpp"
@@ -879,6 +880,20 @@ int Arbiter::start() {
     if (!hooks::call_server("on_starting")) {
       log::error().error("The on_starting hook failed; not starting");
       return kExitFailure;
+    }
+    if (config_.certfile) {  // ssl_context(config, default_ssl_context_factory)
+      try {
+        hooks::TlsFiles f{*config_.certfile, config_.keyfile.value_or(""),
+                          config_.ca_certs.value_or(""), config_.ciphers.value_or(""),
+                          config_.cert_reqs};
+        if (void* ctx = hooks::call_ssl_context(f)) {
+          tls_adopt_context(static_cast<ssl_ctx_st*>(ctx));
+          log::error().info("TLS: serving with the context of the ssl_context hook");
+        }
+      } catch (const std::exception& e) {
+        log::error().error("Exception in ssl_context hook:\n{}", e.what());
+        return kExitConfig;
+      }
     }
   }
   if (config_.preload_app) {

@@ -132,6 +132,16 @@ void validate_tls_settings(Config& c) {
 
 ssl_ctx_st* tls_server_ctx() { return g_ctx; }
 
+void tls_adopt_context(ssl_ctx_st* ctx) {
+  SSL_CTX_up_ref(ctx);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+  if (g_ctx != nullptr) SSL_CTX_free(g_ctx);
+  g_ctx = ctx;
+}
+
 std::string tls_error_queue() {
   std::string all;
   while (unsigned long e = ERR_get_error()) {

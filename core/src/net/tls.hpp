@@ -18,6 +18,10 @@ void validate_tls_settings(Config& config);
 
 // The server context, or nullptr when TLS is off (no certfile).
 ssl_ctx_st* tls_server_ctx();
+// Serve with the context an ssl_context hook made (its owner keeps it alive) instead of the one
+// built from the settings; ALPN http/1.1, no session tickets and no session cache are applied to
+// it as to ours.
+void tls_adopt_context(ssl_ctx_st* ctx);
 
 // OpenSSL's error queue of this thread, emptied, as one line ("" when it is empty).
 std::string tls_error_queue();

@@ -272,6 +272,27 @@ bool call_worker(const char* name, PyObject* worker) {
   return ok;
 }
 
+void* call_ssl_context(const TlsFiles& files) {
+  if (!any_source()) return nullptr;
+  PyObject* fn = find_hook("ssl_context");
+  if (fn == nullptr) return nullptr;
+  PyObject* cfg = PyObject_GetAttrString(g_server, "cfg");
+  PyObject* context = cfg == nullptr ? nullptr
+      : PyObject_CallFunction(support("ssl_context"), "OOssssi", fn, cfg, files.certfile.c_str(),
+                              files.keyfile.c_str(), files.ca_certs.c_str(),
+                              files.ciphers.c_str(), files.cert_reqs);
+  Py_DECREF(fn);
+  Py_XDECREF(cfg);
+  if (context == nullptr) throw std::runtime_error(python::take_exception());
+  // CPython's _ssl.c: typedef struct { PyObject_HEAD SSL_CTX *ctx; ... } PySSLContext; the
+  // object (and so its SSL_CTX) is kept for the life of the process.
+  struct SslContextLayout {
+    PyObject_HEAD
+    void* ctx;
+  };
+  return reinterpret_cast<SslContextLayout*>(context)->ctx;
+}
+
 bool call_nworkers_changed(int new_value, int old_value) {
   if (!any_source()) return true;
   PyObject* args = Py_BuildValue("(Oii)", g_server, new_value, old_value);

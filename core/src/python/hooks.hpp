@@ -3,7 +3,8 @@
 //
 //   master: on_starting(server), when_ready(server), on_reload(server), pre_fork(server, worker),
 //           child_exit(server, worker), nworkers_changed(server, new_value, old_value),
-//           pre_exec(server) (in the child about to exec the new binary), on_exit(server)
+//           pre_exec(server) (in the child about to exec the new binary), on_exit(server),
+//           ssl_context(config, default_ssl_context_factory) (with certfile, at startup)
 //   worker: post_fork(server, worker), post_worker_init(worker), worker_int(worker),
 //           worker_abort(worker), pre_request(worker, req),
 //           post_request(worker, req, environ, resp), worker_exit(server, worker)
@@ -74,6 +75,15 @@ bool call_server(const char* name);                           // (server)
 bool call_server_worker(const char* name, PyObject* worker);  // (server, worker)
 bool call_worker(const char* name, PyObject* worker);         // (worker)
 bool call_nworkers_changed(int new_value, int old_value);     // (server, new, old)
+// ssl_context(config, default_ssl_context_factory), in the master at startup: the SSL_CTX of the
+// ssl.SSLContext the hook returns (kept alive for the process), or nullptr when no such hook is
+// defined. Throws std::runtime_error with the traceback when the hook raises or returns
+// something else.
+struct TlsFiles {
+  std::string certfile, keyfile, ca_certs, ciphers;
+  int cert_reqs = 0;
+};
+void* call_ssl_context(const TlsFiles& files);
 
 // ---- in the worker process ----
 

@@ -159,3 +159,35 @@ def make_worker(server, age, index, ppid):
 
 def parse_cfg(text):
     return json.loads(text)
+
+
+class _Settings(dict):
+    """The settings as ssl_context(config, ...) sees them: config.certfile as in Gunicorn."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def ssl_context(hook, cfg, certfile, keyfile, ca_certs, ciphers, cert_reqs):
+    """Gunicorn's ssl_context(config, default_ssl_context_factory) hook: returns the
+    ssl.SSLContext the hook makes (the factory builds the one the settings describe)."""
+    import ssl
+
+    def default_ssl_context_factory():
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile=certfile, keyfile=keyfile or None)
+        context.verify_mode = ssl.VerifyMode(cert_reqs)
+        if ca_certs:
+            context.load_verify_locations(cafile=ca_certs)
+        if ciphers:
+            context.set_ciphers(ciphers)
+        return context
+
+    context = hook(_Settings(cfg), default_ssl_context_factory)
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError("the ssl_context hook must return an ssl.SSLContext, not %s"
+                        % type(context).__name__)
+    return context
