@@ -9,6 +9,8 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -365,6 +367,38 @@ class TestTlsSslContextHook(AlicornTestCase):
         result = run_alicorn(["-c", conf, "-b", "127.0.0.1:0", APP])
         self.assertNotEqual(result.returncode, 0, result.output)
         self.assertIn("must return an ssl.SSLContext", result.output)
+
+
+class TestTlsCertificateReloadOnHup(AlicornTestCase):
+    """A renewed certificate (same paths, new contents) is served after HUP, by the new workers."""
+
+    def served_der(self, address):
+        with socket.create_connection(address, timeout=REQUEST_TIMEOUT) as raw:
+            with unverified().wrap_socket(raw) as tls:
+                return tls.getpeercert(binary_form=True)
+
+    def test_hup_rereads_the_certificate(self):
+        d = self.make_tmpdir()
+        old_cert, old_key = make_cert(d, "old")
+        new_cert, new_key = make_cert(d, "new")
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        shutil.copy(old_cert, cert)
+        shutil.copy(old_key, key)
+        server = self.start_server(APP, ["--certfile", cert, "--keyfile", key])
+
+        def der(path):
+            with open(path) as f:
+                return ssl.PEM_cert_to_DER_cert(f.read())
+
+        self.assertEqual(self.served_der(server.address), der(old_cert))
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        old = server.workers()
+        server.signal(signal.SIGHUP)
+        server.wait_workers(1, exclude=old)
+        server.workers_gone(old)
+        self.assertEqual(self.served_der(server.address), der(new_cert), server.describe())
+        self.assertStopsCleanly(server)
 
 
 if __name__ == "__main__":
