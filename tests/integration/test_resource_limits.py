@@ -28,7 +28,7 @@ import subprocess
 import time
 import unittest
 
-from harness import AlicornTestCase, http_request
+from harness import AlicornTestCase, http_request, wait_for
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 EMFILE_RE = r"accept\(\) failed: Too many open files"
@@ -166,9 +166,13 @@ class SpoolFailure:
     def test_disk_full(self):
         tmpdir = self.tiny_tmpfs()
         self.check(tmpdir, "No space left on device")
-        # The spooled part was an unlinked file, freed with the request: the tmpfs is empty.
-        st = os.statvfs(tmpdir)
-        self.assertEqual(st.f_bfree, st.f_blocks)
+        # The spooled part was an unlinked file, freed with the request (the worker closes it
+        # just after the response, which the client may see first): the tmpfs empties.
+        def empty():
+            st = os.statvfs(tmpdir)
+            return st.f_bfree == st.f_blocks
+        self.assertTrue(wait_for(empty, 10), "the spool file was not freed: %r"
+                        % (os.statvfs(tmpdir),))
 
     def test_spool_folder_missing(self):
         tmpdir = os.path.join(self.make_tmpdir(), "gone")
