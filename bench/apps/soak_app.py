@@ -5,6 +5,8 @@
   /big      4 MiB in 64 KiB pieces (the soak's clients hang up part way)
 """
 
+import upload  # bench/apps/upload.py: reads the body in 64 KiB reads, answers its length
+
 BLOCK = 64 * 1024
 HELLO = b"Hello, World!"
 PIECE = b"x" * BLOCK
@@ -14,17 +16,7 @@ BIG_PIECES = 64
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/upload":
-        stream = environ["wsgi.input"]
-        total = 0
-        while True:
-            block = stream.read(BLOCK)
-            if not block:
-                break
-            total += len(block)
-        body = str(total).encode()
-        start_response("200 OK", [("Content-Type", "text/plain"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
+        return upload.app(environ, start_response)
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(BLOCK * BIG_PIECES))])
