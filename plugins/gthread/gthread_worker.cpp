@@ -4,14 +4,19 @@
 //
 //   poller (the thread that called run)          pool threads (N)
 //   -----------------------------------          ----------------
-//   epoll: listeners, wake_fd, our eventfd,      wait on the queue; take a connection; read
-//   and every *parked* connection (EPOLLONE-     what is there (non-blocking), feed it, run
-//   SHOT): a fresh one waiting for its first     the session (the host takes the GIL), write
-//   byte, an idle keep-alive one, or one whose   the response with writev/sendfile on the
-//   request is only partly in.                   blocking socket; serve pipelined requests
-//   readable -> queue it for the pool.           already buffered (feed(NULL, 0)), then park
-//   deadline passed -> queue it to be closed.    the connection again (re-arm, under the lock)
-//   heartbeat, signals, the connection cap.      or close it.
+//   its epoll set: listeners, wake_fd, our       each waits in epoll_wait on the pool's set
+//   eventfd. Accepts (and balances between       itself: every *parked* connection, armed
+//   workers), arms each new connection in the    EPOLLONESHOT (a fresh one waiting for its
+//   pool's set; heartbeat, signals, the          first byte, an idle keep-alive one, or one
+//   connection cap; at a parked connection's     whose request is only partly in). One event
+//   deadline, shuts it down (the event that      hands a connection to one thread: read what
+//   raises hands it to a pool thread, which      is there (non-blocking), feed it, run the
+//   closes it).                                  session (the host takes the GIL), write the
+//                                                response with writev/sendfile on the
+//                                                blocking socket; serve pipelined requests
+//                                                already buffered (feed(NULL, 0)), then park
+//                                                the connection again (re-arm, under the lock)
+//                                                or close it.
 //
 // Differences from Gunicorn's gthread, on purpose:
 //  * A thread never waits for a slow client's request head. Whenever a read would block (a
@@ -92,10 +97,12 @@ constexpr int64_t kNever = INT64_MAX;
 constexpr int64_t kFastStopWaitMs = 1000;
 constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
 constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
+constexpr int64_t kPromoteUs = 1000;     // no leader while a thread serves this long: promote
 
 // epoll tags: small integers; anything else is a Conn*.
 constexpr uint64_t kTagWake = 1;
 constexpr uint64_t kTagNotify = 2;
+constexpr uint64_t kTagStop = 3;  // in the pool's set
 constexpr uint64_t kTagListener0 = 16;
 constexpr uint64_t kTagLimit = 65536;
 
@@ -105,15 +112,25 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t now_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct Worker;
 
 struct Conn {
-  enum class State { Parked, Queued, Active };
+  // Parked: armed (EPOLLONESHOT) in the pool's epoll set, waiting for a byte or its deadline.
+  // Expiring: still armed, but shut down by the poller at its deadline (or at the stop): the
+  //   event the shutdown raises hands it to a pool thread, which closes it.
+  // Active: a pool thread owns it (it got its one event); only that thread may free it.
+  enum class State { Parked, Expiring, Active };
   Worker* w = nullptr;
   int fd = -1;
   alicorn_session* s = nullptr;
   State state = State::Parked;
-  bool expired = false;      // queued only to be closed
+  bool expired = false;      // handed to a pool thread only to be closed
   bool served = false;       // a response went out on it
   bool idle_ka = false;      // parked between requests (counted in Worker::idle)
   int64_t deadline = 0;      // while parked: when the poller gives up on it
@@ -137,21 +154,27 @@ struct Worker {
   std::vector<int> listeners;
   std::vector<bool> listener_tcp;
   int wake_fd = -1;
-  int ep = -1;
+  int ep = -1;         // the poller's: listeners, wake_fd, notify_fd
   int notify_fd = -1;
+  int cep = -1;        // the pool's: every parked connection (EPOLLONESHOT), and stop_fd
+  int stop_fd = -1;    // written once at the end: level-triggered, so every pool thread sees it
 
   // Everything below is guarded by mu, except the atomics.
   std::mutex mu;
-  std::condition_variable work_cv;  // pool threads: queue not empty, or pool_stop
-  std::condition_variable exit_cv;  // poller: a thread exited
-  std::deque<Conn*> queue;
+  std::condition_variable exit_cv;    // poller: a thread exited
+  std::condition_variable follow_cv;  // followers: the poller promotes one, or pool_stop
+  // Leader/followers (see pool_main): at most one pool thread waits in the pool's epoll_wait.
+  bool has_leader = false;
+  bool pool_stop = false;
+  uint32_t followers = 0;             // threads waiting on follow_cv
+  uint32_t serving = 0;               // threads serving a connection
+  std::vector<int64_t> serving_since; // per thread: when its connection started (µs), or 0
+  bool watch = false;                 // the poller checks every ms for a thread to promote
   Conn* conns = nullptr;
   uint32_t open = 0;
   std::atomic<bool> listening{false};  // written under mu
-  bool pool_stop = false;
   int64_t next_deadline = kNever;
   uint32_t live_threads = 0;
-  uint32_t busy = 0;             // pool threads serving a connection
   uint32_t idle = 0;             // connections parked between requests (keep-alive)
   // Why the listeners may be out of the epoll set (besides stopping and the cap):
   int64_t accept_deferred_until = 0;  // every thread busy: let other workers accept first
@@ -232,13 +255,12 @@ void update_listening(Worker* w) {
                        w->accept_paused_until == 0);
 }
 
+// Arm a connection in the pool's set for one event (its state set first, under mu).
 bool arm(Worker* w, Conn* c, int op) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.ptr = c;
-  if (epoll_ctl(w->ep, op, c->fd, &ev) == 0) return true;
-  // Taken out of the set by unpark(): back in with ADD.
-  return op == EPOLL_CTL_MOD && errno == ENOENT && epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) == 0;
+  return epoll_ctl(w->cep, op, c->fd, &ev) == 0;
 }
 
 // A connection leaves the poller (mu held).
@@ -249,22 +271,19 @@ void leave_parked(Worker* w, Conn* c) {
   }
 }
 
-// Take a parked connection away from the poller without an event (mu held, poller thread).
-// An expired one is queued only to be closed by a pool thread (freeing a session may take the
-// GIL, which the poller never does); the client sees the close at once through shutdown(),
-// even while every thread is busy in the app.
-void unpark(Worker* w, Conn* c, bool expire) {
-  // Out of the epoll set, not just disarmed: the kernel reports EPOLLHUP/EPOLLERR whatever the
-  // mask, so a disarmed socket shut down below would still raise (level-triggered) events naming
-  // `c`, which the pool thread may free while the poller holds such an event (a use after free
-  // at an idle keep-alive expiry, found by ASan). The poller itself removes it here, between two
-  // epoll_wait calls, so no event of its is in flight afterwards.
-  epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);
-  if (expire) shutdown(c->fd, SHUT_RDWR);
+// A parked connection's deadline passed, or the worker stops (mu held, poller thread). It stays
+// armed in the pool's set: shutdown() makes it readable (EOF, EPOLLHUP), so its one event hands
+// it to a pool thread, which closes and frees it (freeing a session may take the GIL, which the
+// poller never does). The client sees the close at once, even while every thread is busy in the
+// app. The poller never frees a connection nor removes it from the pool's set: only the thread
+// that got its event owns it, so no event can name a freed connection. (An earlier design had
+// the poller disarm it with EPOLL_CTL_MOD and an empty mask: the kernel then still reports
+// EPOLLHUP level-triggered, and the poller read a connection a pool thread had freed.)
+void expire_conn(Worker* w, Conn* c) {
   leave_parked(w, c);
-  c->expired = expire;
-  c->state = Conn::State::Queued;
-  w->queue.push_back(c);
+  c->state = Conn::State::Expiring;
+  c->expired = true;
+  shutdown(c->fd, SHUT_RDWR);
 }
 
 void park_deadline(Worker* w, Conn* c, int64_t deadline) {
@@ -274,6 +293,16 @@ void park_deadline(Worker* w, Conn* c, int64_t deadline) {
 
 // ---- connections: pool side -----------------------------------------------------------------
 
+// This thread is about to be free (mu held): take new connections again if the worker stepped
+// aside for being busy and no longer has work for every thread.
+void thread_freed(Worker* w) {
+  if (w->accept_deferred_until != 0 && w->open - w->idle < w->nthreads) {
+    w->accept_deferred_until = 0;
+    w->accept_now = true;
+    update_listening(w);
+  }
+}
+
 // Close a connection the calling thread owns (Active), or any connection once no thread is left.
 void close_conn(Worker* w, Conn* c) {
   bool wake = false;
@@ -281,16 +310,17 @@ void close_conn(Worker* w, Conn* c) {
     std::lock_guard<std::mutex> lock(w->mu);
     unlink_conn(w, c);
     update_listening(w);
+    thread_freed(w);
     wake = w->stopping.load() && w->open == 0;
   }
-  epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);  // a forked child may share the socket
+  epoll_ctl(w->cep, EPOLL_CTL_DEL, c->fd, nullptr);  // a forked child may share the socket
   w->host->session_free(c->s);                       // may take the GIL
   close(c->fd);
   delete c;
   if (wake) notify_poller(w);
 }
 
-// Give a connection back to the poller until it is readable or `deadline` passes.
+// Give a connection back to the pool's set until it is readable or `deadline` passes.
 void park(Worker* w, Conn* c, int64_t deadline) {
   {
     std::lock_guard<std::mutex> lock(w->mu);
@@ -304,6 +334,7 @@ void park(Worker* w, Conn* c, int64_t deadline) {
       park_deadline(w, c, deadline);
       c->idle_ka = idle && c->served;
       if (c->idle_ka) ++w->idle;
+      thread_freed(w);
       // Armed under the lock: the poller cannot expire it before it is armed.
       if (arm(w, c, EPOLL_CTL_MOD)) return;
       leave_parked(w, c);
@@ -386,30 +417,61 @@ void serve(Worker* w, Conn* c, char* buf) {
   return park(w, c, now + w->keepalive_ms);
 }
 
-void pool_main(Worker* w) {
-  bool counted = false;
+// A pool thread. Leader/followers: one thread at a time (the leader) waits in epoll_wait on the
+// pool's set, takes one event (EPOLLONESHOT gives each arm of a connection to one thread) and
+// serves that connection; the others wait on follow_cv. A readable connection thus goes from
+// the kernel to a thread with no hand-off through the poller, a queue and a condition variable,
+// and while the leader serves, nobody waits in epoll_wait, so new events do not wake a second
+// thread: the thread that just finished a request takes the next one with no sleep and no
+// context switch (with a fast app, one thread serves everything, as an event loop would; the
+// GIL lets only one run Python anyway). When a request takes longer (the app waits on I/O with
+// the GIL released), the poller promotes a follower after kPromoteUs without a leader, so the
+// other connections are served meanwhile, as they are by Gunicorn's gthread.
+void pool_main(Worker* w, uint32_t index) {
   try {
     std::unique_ptr<char[]> buf(new char[kReadSize]);
     std::unique_lock<std::mutex> lock(w->mu);
     for (;;) {
-      w->work_cv.wait(lock, [w] { return !w->queue.empty() || w->pool_stop; });
-      if (w->queue.empty()) break;
-      Conn* c = w->queue.front();
-      w->queue.pop_front();
-      c->state = Conn::State::Active;
-      ++w->busy;
-      counted = true;
+      while (w->has_leader && !w->pool_stop) {
+        ++w->followers;
+        w->follow_cv.wait(lock);
+        --w->followers;
+      }
+      if (w->pool_stop) break;
+      w->has_leader = true;
       lock.unlock();
+      epoll_event ev{};
+      int n = epoll_wait(w->cep, &ev, 1, -1);
+      int err = errno;
+      lock.lock();
+      w->has_leader = false;
+      if (n < 0) {
+        if (err == EINTR) continue;
+        errno = err;
+        log_errno(w, "epoll_wait(pool)");
+        notify_poller(w);
+        break;
+      }
+      if (n == 0) continue;
+      if (ev.data.u64 == kTagStop) {
+        w->pool_stop = true;
+        w->follow_cv.notify_all();
+        break;
+      }
+      auto* c = static_cast<Conn*>(ev.data.ptr);
+      if (c->state == Conn::State::Parked) leave_parked(w, c);
+      c->state = Conn::State::Active;
+      ++w->serving;
+      w->serving_since[index] = now_us();
+      // Followers wait and the poller sleeps a whole tick: have it watch for a slow request.
+      bool wake = !w->watch && w->followers > 0;
+      if (wake) w->watch = true;
+      lock.unlock();
+      if (wake) notify_poller(w);
       serve(w, c, buf.get());
       lock.lock();
-      --w->busy;
-      counted = false;
-      // This thread is free: take new connections again if we stopped for being busy.
-      if (w->accept_deferred_until != 0 && w->queue.empty()) {
-        w->accept_deferred_until = 0;
-        w->accept_now = true;
-        update_listening(w);
-      }
+      --w->serving;
+      w->serving_since[index] = 0;
     }
   } catch (...) {
     try {
@@ -419,9 +481,26 @@ void pool_main(Worker* w) {
     notify_poller(w);
   }
   std::lock_guard<std::mutex> lock(w->mu);
-  if (counted) --w->busy;
   --w->live_threads;
   w->exit_cv.notify_all();
+}
+
+// Poller, every ms while watching (mu held): no thread waits for events while one has served
+// its connection for kPromoteUs: promote a follower to leader. Stop watching once idle.
+void check_promote(Worker* w) {
+  if (!w->watch) return;
+  if (w->serving == 0 || w->followers == 0) {
+    w->watch = false;
+    return;
+  }
+  if (w->has_leader) return;
+  int64_t now = now_us();
+  for (int64_t since : w->serving_since) {
+    if (since != 0 && now - since >= kPromoteUs) {
+      w->follow_cv.notify_one();
+      return;
+    }
+  }
 }
 
 // ---- poller ---------------------------------------------------------------------------------
@@ -486,6 +565,7 @@ void accept_one(Worker* w, size_t index, int64_t now) {
   c->s = s;
   alicorn_driver_init(&c->d, w->host, s, fd, nullptr, kReadSize);
   c->d.recv_flags = MSG_DONTWAIT;  // a read that would block parks the connection instead
+  c->d.wait_after_short_read = 1;  // parked with EPOLLONESHOT: bytes that came meanwhile fire at once
   c->d.arg = c;
   c->d.on_read = conn_on_read;
   c->d.before_run = conn_before_run;
@@ -495,7 +575,7 @@ void accept_one(Worker* w, size_t index, int64_t now) {
     link_conn(w, c);
     c->state = Conn::State::Parked;
     park_deadline(w, c, now + w->request_ms);
-    if (arm(w, c, EPOLL_CTL_ADD)) {
+    if (arm(w, c, EPOLL_CTL_ADD)) {  // a pool thread may take it as soon as mu is free
       if (!below_cap(w)) update_listening(w);
       return;
     }
@@ -507,21 +587,15 @@ void accept_one(Worker* w, size_t index, int64_t now) {
   delete c;
 }
 
-// Queue parked connections whose deadline passed, to be closed by the pool (mu held).
-size_t expire(Worker* w, int64_t now) {
-  size_t queued = 0;
+// Shut down parked connections whose deadline passed; the pool closes them (mu held).
+void expire(Worker* w, int64_t now) {
   int64_t next = kNever;
   for (Conn* c = w->conns; c != nullptr; c = c->next) {
     if (c->state != Conn::State::Parked) continue;
-    if (c->deadline <= now) {
-      unpark(w, c, true);
-      ++queued;
-    } else {
-      next = std::min(next, c->deadline);
-    }
+    if (c->deadline <= now) expire_conn(w, c);
+    else next = std::min(next, c->deadline);
   }
   w->next_deadline = next;
-  return queued;
 }
 
 // STOP_GRACEFUL: no more accepts. Idle keep-alive and fresh connections get a short linger
@@ -554,13 +628,18 @@ void stop_pool(Worker* w, int64_t deadline) {
     w->stopping.store(true);
     w->closing.store(true);
     w->pool_stop = true;
+    w->follow_cv.notify_all();
     set_listening(w, false);
     for (Conn* c = w->conns; c != nullptr; c = c->next) {
-      if (c->state == Conn::State::Parked) unpark(w, c, true);
+      if (c->state == Conn::State::Parked) expire_conn(w, c);
       else if (c->state == Conn::State::Active) shutdown(c->fd, SHUT_RDWR);
     }
   }
-  w->work_cv.notify_all();
+  // Every pool thread leaves at its next epoll_wait (level-triggered). Connections no thread
+  // picked up by then are freed by destroy, once the threads are gone.
+  uint64_t one = 1;
+  ssize_t ignored = write(w->stop_fd, &one, sizeof one);
+  (void)ignored;
   bool done;
   {
     std::unique_lock<std::mutex> lock(w->mu);
@@ -587,13 +666,14 @@ void stop_pool(Worker* w, int64_t deadline) {
 
 int run_impl(Worker* w) {
   const alicorn_host_api* h = w->host;
+  w->serving_since.assign(w->nthreads, 0);
   for (uint32_t i = 0; i < w->nthreads; ++i) {
     {
       std::lock_guard<std::mutex> lock(w->mu);
       ++w->live_threads;
     }
     try {
-      w->threads.emplace_back(pool_main, w);
+      w->threads.emplace_back(pool_main, w, i);
     } catch (...) {
       std::lock_guard<std::mutex> lock(w->mu);
       --w->live_threads;
@@ -613,7 +693,6 @@ int run_impl(Worker* w) {
   int64_t last_poll = 0;
   int64_t drain_deadline = kNever, final_deadline = kNever;
   epoll_event events[kMaxEvents];
-  Conn* ready[kMaxEvents];
   size_t listener_hits[kMaxEvents];
   for (;;) {
     int64_t now = now_ms();
@@ -642,10 +721,9 @@ int run_impl(Worker* w) {
           timeout = static_cast<int>(std::min<int64_t>(timeout, *until - now));
         }
       }
-      if (now >= w->next_deadline) {
-        size_t n = expire(w, now);
-        for (size_t i = 0; i < n; ++i) w->work_cv.notify_one();
-      }
+      if (now >= w->next_deadline) expire(w, now);
+      check_promote(w);
+      if (w->watch) timeout = std::min(timeout, 1);
       if (w->next_deadline != kNever)
         timeout = static_cast<int>(std::min<int64_t>(timeout, w->next_deadline - now + 1));
     }
@@ -664,7 +742,7 @@ int run_impl(Worker* w) {
     }
     now = now_ms();
     bool signal_due = false;
-    int nready = 0, naccept = 0;
+    int naccept = 0;
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
       if (tag == kTagWake) {
@@ -676,26 +754,8 @@ int run_impl(Worker* w) {
         signal_due = true;
       } else if (tag >= kTagListener0 && tag < kTagLimit) {
         listener_hits[naccept++] = static_cast<size_t>(tag - kTagListener0);
-      } else {
-        ready[nready++] = static_cast<Conn*>(events[i].data.ptr);
       }
     }
-    if (nready > 0) {
-      int queued = 0;
-      {
-        std::lock_guard<std::mutex> lock(w->mu);
-        for (int i = 0; i < nready; ++i) {
-          Conn* c = ready[i];
-          if (c->state != Conn::State::Parked) continue;
-          leave_parked(w, c);
-          c->state = Conn::State::Queued;
-          w->queue.push_back(c);
-          ++queued;
-        }
-      }
-      for (int i = 0; i < queued; ++i) w->work_cv.notify_one();
-    }
-    // Accept after queueing the ready connections, so that the balance check sees them.
     for (int i = 0; i < naccept; ++i) {
       if (w->listening.load()) accept_one(w, listener_hits[i], now);
     }
@@ -720,7 +780,7 @@ void free_worker(Worker* w) {
   if (w == nullptr || w->leaked) return;  // threads left running may still use it
   for (Conn* c = w->conns; c != nullptr;) {
     Conn* next = c->next;
-    if (w->ep >= 0) epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, nullptr);
+    if (w->cep >= 0) epoll_ctl(w->cep, EPOLL_CTL_DEL, c->fd, nullptr);
     w->host->session_free(c->s);
     close(c->fd);
     delete c;
@@ -729,6 +789,8 @@ void free_worker(Worker* w) {
   w->conns = nullptr;
   if (w->ep >= 0) close(w->ep);
   if (w->notify_fd >= 0) close(w->notify_fd);
+  if (w->cep >= 0) close(w->cep);
+  if (w->stop_fd >= 0) close(w->stop_fd);
   delete w;
 }
 
@@ -779,7 +841,9 @@ int gthread_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void**
     w->wake_fd = host->wake_fd(ctx);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->ep < 0 || w->notify_fd < 0) {
+    w->cep = epoll_create1(EPOLL_CLOEXEC);
+    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->ep < 0 || w->notify_fd < 0 || w->cep < 0 || w->stop_fd < 0) {
       std::snprintf(err, err_size, "epoll/eventfd: %s", std::strerror(errno));
       free_worker(w);
       return -EIO;
@@ -790,6 +854,8 @@ int gthread_create(const alicorn_host_api* host, alicorn_worker_ctx* ctx, void**
     int rc = w->wake_fd >= 0 ? epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev) : 0;
     ev.data.u64 = kTagNotify;
     if (rc == 0) rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->notify_fd, &ev);
+    ev.data.u64 = kTagStop;
+    if (rc == 0) rc = epoll_ctl(w->cep, EPOLL_CTL_ADD, w->stop_fd, &ev);
     if (rc != 0) {
       std::snprintf(err, err_size, "epoll_ctl: %s", std::strerror(errno));
       free_worker(w);

@@ -181,6 +181,12 @@ typedef struct alicorn_driver {
   char *buf; /* read buffer, owned by the caller */
   size_t buf_size;
   int recv_flags; /* 0 (block in recv) or MSG_DONTWAIT (return ALICORN_DRIVE_WAIT instead) */
+  /* With MSG_DONTWAIT: after a read shorter than buf_size (the socket was drained), return
+     ALICORN_DRIVE_WAIT at once when more bytes are needed instead of trying another recv that
+     would most likely fail with EAGAIN. For a caller that then waits for readability with a
+     level-triggered or EPOLLONESHOT arm (which reports bytes that came meanwhile at once);
+     not for an edge-triggered wait. Saves a syscall per keep-alive request. */
+  int wait_after_short_read;
 
   /* optional hooks; `arg` is passed to each */
   void *arg;
@@ -200,6 +206,7 @@ typedef struct alicorn_driver {
   int rc;             /* the last feed result (ALICORN_FEED_NEED_MORE at the start) */
   int in_request;     /* bytes of the current request were received */
   unsigned long served; /* responses written on this connection */
+  int drained;        /* the last recv was short (see wait_after_short_read) */
 } alicorn_driver;
 
 static inline void alicorn_driver_init(alicorn_driver *d, const alicorn_host_api *host,
@@ -236,6 +243,10 @@ static inline int alicorn_drive(alicorn_driver *d) {
   const alicorn_host_api *h = d->host;
   for (;;) {
     if (d->rc == ALICORN_FEED_NEED_MORE) {
+      if (d->drained && d->wait_after_short_read && (d->recv_flags & MSG_DONTWAIT)) {
+        d->drained = 0;
+        return ALICORN_DRIVE_WAIT;
+      }
       if (d->wait != NULL && !(d->recv_flags & MSG_DONTWAIT) &&
           !d->wait(d->arg, d->fd, !d->in_request && d->served > 0))
         return ALICORN_DRIVE_CLOSE;
@@ -247,6 +258,7 @@ static inline int alicorn_drive(alicorn_driver *d) {
         return ALICORN_DRIVE_CLOSE; /* reset, or SO_RCVTIMEO expired */
       }
       if (n == 0) return ALICORN_DRIVE_CLOSE; /* the client closed */
+      d->drained = (size_t)n < d->buf_size;
       d->in_request = 1;
       d->rc = h->session_feed(d->session, d->buf, (size_t)n);
       if (d->on_read != NULL && d->on_read(d->arg, n, d->rc) != 0) return ALICORN_DRIVE_CLOSE;
