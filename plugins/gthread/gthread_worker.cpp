@@ -91,6 +91,7 @@ namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
 constexpr int kMaxEvents = 256;
+constexpr int kPoolEvents = 32;  // events the pool's leader takes at once
 constexpr double kDefaultRequestTimeout = 30.0;  // seconds, when --timeout is 0
 constexpr int64_t kBudgetBytesPerSecond = 16 * 1024;  // read budget grows 1 s per 16 KiB
 constexpr int64_t kNever = INT64_MAX;
@@ -121,16 +122,22 @@ int64_t now_us() {
 struct Worker;
 
 struct Conn {
-  // Parked: armed (EPOLLONESHOT) in the pool's epoll set, waiting for a byte or its deadline.
-  // Expiring: still armed, but shut down by the poller at its deadline (or at the stop): the
-  //   event the shutdown raises hands it to a pool thread, which closes it.
-  // Active: a pool thread owns it (it got its one event); only that thread may free it.
-  enum class State { Parked, Expiring, Active };
+  // Every connection is in the pool's epoll set, edge-triggered, from accept to close (no
+  // epoll_ctl per request). What an event means depends on the state (mu held):
+  // Parked: waiting for a byte or its deadline: an event queues it in Worker::ready.
+  // Expiring: shut down by the poller at its deadline (or at the stop): the event the shutdown
+  //   raises queues it, to be closed by a pool thread.
+  // Queued: in Worker::ready; an event changes nothing.
+  // Active: a pool thread owns it; an event sets `more` (bytes came while it was served), so
+  //   the thread reads again before parking it. Only that thread may close it.
+  // Dead: closed; an event that was already fetched is ignored (see close_conn).
+  enum class State { Parked, Expiring, Queued, Active, Dead };
   Worker* w = nullptr;
   int fd = -1;
   alicorn_session* s = nullptr;
   State state = State::Parked;
   bool expired = false;      // handed to a pool thread only to be closed
+  bool more = false;         // an event came while Active
   bool served = false;       // a response went out on it
   bool idle_ka = false;      // parked between requests (counted in Worker::idle)
   int64_t deadline = 0;      // while parked: when the poller gives up on it
@@ -169,6 +176,8 @@ struct Worker {
   uint32_t followers = 0;             // threads waiting on follow_cv
   uint32_t serving = 0;               // threads serving a connection
   std::vector<int64_t> serving_since; // per thread: when its connection started (µs), or 0
+  std::deque<Conn*> ready;            // connections the leader's events named, to be served
+  std::vector<Conn*> graveyard;       // closed while a leader waited: freed after its events
   bool watch = false;                 // the poller checks every ms for a thread to promote
   Conn* conns = nullptr;
   uint32_t open = 0;
@@ -255,10 +264,11 @@ void update_listening(Worker* w) {
                        w->accept_paused_until == 0);
 }
 
-// Arm a connection in the pool's set for one event (its state set first, under mu).
+// Put a new connection in the pool's set, edge-triggered, for its whole life (its state set
+// first, under mu). Bytes already there raise an event at once.
 bool arm(Worker* w, Conn* c, int op) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = c;
   return epoll_ctl(w->cep, op, c->fd, &ev) == 0;
 }
@@ -272,13 +282,12 @@ void leave_parked(Worker* w, Conn* c) {
 }
 
 // A parked connection's deadline passed, or the worker stops (mu held, poller thread). It stays
-// armed in the pool's set: shutdown() makes it readable (EOF, EPOLLHUP), so its one event hands
-// it to a pool thread, which closes and frees it (freeing a session may take the GIL, which the
-// poller never does). The client sees the close at once, even while every thread is busy in the
-// app. The poller never frees a connection nor removes it from the pool's set: only the thread
-// that got its event owns it, so no event can name a freed connection. (An earlier design had
-// the poller disarm it with EPOLL_CTL_MOD and an empty mask: the kernel then still reports
-// EPOLLHUP level-triggered, and the poller read a connection a pool thread had freed.)
+// in the pool's set: shutdown() raises an event (EOF, EPOLLHUP) that queues it for a pool
+// thread, which closes and frees it (freeing a session may take the GIL, which the poller never
+// does). The client sees the close at once, even while every thread is busy in the app. The
+// poller never frees a connection nor touches the pool's set. (An earlier design had the poller
+// disarm it with EPOLL_CTL_MOD and an empty mask: the kernel then still reports EPOLLHUP
+// level-triggered, and the poller read a connection a pool thread had freed.)
 void expire_conn(Worker* w, Conn* c) {
   leave_parked(w, c);
   c->state = Conn::State::Expiring;
@@ -303,28 +312,46 @@ void thread_freed(Worker* w) {
   }
 }
 
-// Close a connection the calling thread owns (Active), or any connection once no thread is left.
+// Close a connection the calling thread owns (Active).
+// The leader may have fetched an event naming `c` before the EPOLL_CTL_DEL below and not yet
+// looked at it: such an event is only read under mu, in the same hold in which the leader gives
+// up has_leader. So `c` (marked Dead) is freed at once when no leader is waiting, or else put in
+// the graveyard, which the leader empties after it has looked at its events: no epoll_wait
+// started after the DEL can name it.
 void close_conn(Worker* w, Conn* c) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(w->mu);
     unlink_conn(w, c);
+    c->state = Conn::State::Dead;
     update_listening(w);
     thread_freed(w);
     wake = w->stopping.load() && w->open == 0;
   }
   epoll_ctl(w->cep, EPOLL_CTL_DEL, c->fd, nullptr);  // a forked child may share the socket
   w->host->session_free(c->s);                       // may take the GIL
+  c->s = nullptr;
   close(c->fd);
-  delete c;
+  bool now;
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    now = !w->has_leader;
+    if (!now) w->graveyard.push_back(c);
+  }
+  if (now) delete c;
   if (wake) notify_poller(w);
 }
 
-// Give a connection back to the pool's set until it is readable or `deadline` passes.
-void park(Worker* w, Conn* c, int64_t deadline) {
+// Give a connection back to the poller until it is readable or `deadline` passes. false: bytes
+// came while it was served (an event set `more`): read again.
+bool park(Worker* w, Conn* c, int64_t deadline) {
   {
     std::lock_guard<std::mutex> lock(w->mu);
     bool idle = c->req_deadline == 0;
+    if (c->more && !w->closing.load()) {
+      c->more = false;
+      return false;
+    }
     if (!w->closing.load()) {
       // Idle during a graceful stop: the client got a keep-alive response before the stop and
       // may be sending its next request right now, so it gets the stop linger (its request is
@@ -335,13 +362,11 @@ void park(Worker* w, Conn* c, int64_t deadline) {
       c->idle_ka = idle && c->served;
       if (c->idle_ka) ++w->idle;
       thread_freed(w);
-      // Armed under the lock: the poller cannot expire it before it is armed.
-      if (arm(w, c, EPOLL_CTL_MOD)) return;
-      leave_parked(w, c);
-      c->state = Conn::State::Active;
+      return true;
     }
   }
   close_conn(w, c);
+  return true;
 }
 
 // After a request: report a stop the host decided (max_requests, a signal seen first here).
@@ -405,62 +430,98 @@ void conn_on_response(void* arg, int keep_alive) {
 
 // Serve a connection the poller found readable (or gave up on) until it must wait again.
 void serve(Worker* w, Conn* c, char* buf) {
-  if (c->expired || w->closing.load()) return close_conn(w, c);
-  c->d.buf = buf;  // this pool thread's buffer
-  if (alicorn_drive(&c->d) == ALICORN_DRIVE_CLOSE) return close_conn(w, c);
-  // Nothing to read: back to the poller, with the request's budget or, idle, --keep-alive.
-  int64_t now = now_ms();
-  if (c->req_deadline != 0) {
-    if (now >= c->req_deadline) return close_conn(w, c);
-    return park(w, c, c->req_deadline);
+  for (;;) {
+    if (c->expired || w->closing.load()) return close_conn(w, c);
+    c->d.buf = buf;  // this pool thread's buffer
+    if (alicorn_drive(&c->d) == ALICORN_DRIVE_CLOSE) return close_conn(w, c);
+    // Nothing to read: back to the poller, with the request's budget or, idle, --keep-alive.
+    int64_t now = now_ms();
+    if (c->req_deadline != 0) {
+      if (now >= c->req_deadline) return close_conn(w, c);
+      if (park(w, c, c->req_deadline)) return;
+    } else if (park(w, c, now + w->keepalive_ms)) {
+      return;
+    }
   }
-  return park(w, c, now + w->keepalive_ms);
 }
 
 // A pool thread. Leader/followers: one thread at a time (the leader) waits in epoll_wait on the
-// pool's set, takes one event (EPOLLONESHOT gives each arm of a connection to one thread) and
-// serves that connection; the others wait on follow_cv. A readable connection thus goes from
-// the kernel to a thread with no hand-off through the poller, a queue and a condition variable,
-// and while the leader serves, nobody waits in epoll_wait, so new events do not wake a second
-// thread: the thread that just finished a request takes the next one with no sleep and no
-// context switch (with a fast app, one thread serves everything, as an event loop would; the
-// GIL lets only one run Python anyway). When a request takes longer (the app waits on I/O with
-// the GIL released), the poller promotes a follower after kPromoteUs without a leader, so the
-// other connections are served meanwhile, as they are by Gunicorn's gthread.
+// pool's set; it queues the connections its events name in `ready` and serves the first; the
+// others wait on follow_cv. A thread that finishes a request takes the next ready connection,
+// or becomes the leader. A readable connection thus goes from the kernel to a thread with no
+// hand-off through the poller and no condition variable, and while the leader serves, nobody
+// waits in epoll_wait, so new events do not wake a second thread: the thread that just finished
+// a request takes the next one with no sleep and no context switch (with a fast app, one thread
+// serves everything, as an event loop would; the GIL lets only one run Python anyway). When a
+// request takes longer (the app waits on I/O with the GIL released), the poller promotes a
+// follower after kPromoteUs without a leader, so the other connections are served meanwhile, as
+// they are by Gunicorn's gthread.
 void pool_main(Worker* w, uint32_t index) {
   try {
     std::unique_ptr<char[]> buf(new char[kReadSize]);
+    epoll_event events[kPoolEvents];
+    std::vector<Conn*> dead;
     std::unique_lock<std::mutex> lock(w->mu);
     for (;;) {
-      while (w->has_leader && !w->pool_stop) {
-        ++w->followers;
-        w->follow_cv.wait(lock);
-        --w->followers;
+      if (w->ready.empty()) {
+        while (w->has_leader && w->ready.empty() && !w->pool_stop) {
+          ++w->followers;
+          w->follow_cv.wait(lock);
+          --w->followers;
+        }
+        if (w->pool_stop) break;
+        if (w->ready.empty()) {
+          w->has_leader = true;
+          lock.unlock();
+          int n = epoll_wait(w->cep, events, kPoolEvents, -1);
+          int err = errno;
+          lock.lock();
+          w->has_leader = false;
+          if (n < 0 && err != EINTR) {
+            errno = err;
+            log_errno(w, "epoll_wait(pool)");
+            notify_poller(w);
+            break;
+          }
+          for (int i = 0; i < n; ++i) {
+            if (events[i].data.u64 == kTagStop) {
+              w->pool_stop = true;
+              w->follow_cv.notify_all();
+              continue;
+            }
+            auto* c = static_cast<Conn*>(events[i].data.ptr);
+            switch (c->state) {
+              case Conn::State::Parked:
+                leave_parked(w, c);
+                [[fallthrough]];
+              case Conn::State::Expiring:
+                c->state = Conn::State::Queued;
+                w->ready.push_back(c);
+                break;
+              case Conn::State::Active:
+                c->more = true;
+                break;
+              case Conn::State::Queued:
+              case Conn::State::Dead:
+                break;
+            }
+          }
+          // No event fetched before a close's EPOLL_CTL_DEL is left unread: free them.
+          dead.swap(w->graveyard);
+          if (!dead.empty()) {
+            lock.unlock();
+            for (Conn* c : dead) delete c;
+            dead.clear();
+            lock.lock();
+          }
+          if (w->pool_stop) break;
+          continue;
+        }
       }
-      if (w->pool_stop) break;
-      w->has_leader = true;
-      lock.unlock();
-      epoll_event ev{};
-      int n = epoll_wait(w->cep, &ev, 1, -1);
-      int err = errno;
-      lock.lock();
-      w->has_leader = false;
-      if (n < 0) {
-        if (err == EINTR) continue;
-        errno = err;
-        log_errno(w, "epoll_wait(pool)");
-        notify_poller(w);
-        break;
-      }
-      if (n == 0) continue;
-      if (ev.data.u64 == kTagStop) {
-        w->pool_stop = true;
-        w->follow_cv.notify_all();
-        break;
-      }
-      auto* c = static_cast<Conn*>(ev.data.ptr);
-      if (c->state == Conn::State::Parked) leave_parked(w, c);
+      Conn* c = w->ready.front();
+      w->ready.pop_front();
       c->state = Conn::State::Active;
+      c->more = false;
       ++w->serving;
       w->serving_since[index] = now_us();
       // Followers wait and the poller sleeps a whole tick: have it watch for a slow request.
@@ -485,8 +546,9 @@ void pool_main(Worker* w, uint32_t index) {
   w->exit_cv.notify_all();
 }
 
-// Poller, every ms while watching (mu held): no thread waits for events while one has served
-// its connection for kPromoteUs: promote a follower to leader. Stop watching once idle.
+// Poller, every ms while watching (mu held): no thread waits for events (or takes the ready
+// connections) while one has served its connection for kPromoteUs: promote a follower. Stop
+// watching once idle.
 void check_promote(Worker* w) {
   if (!w->watch) return;
   if (w->serving == 0 || w->followers == 0) {
@@ -495,12 +557,15 @@ void check_promote(Worker* w) {
   }
   if (w->has_leader) return;
   int64_t now = now_us();
-  for (int64_t since : w->serving_since) {
-    if (since != 0 && now - since >= kPromoteUs) {
-      w->follow_cv.notify_one();
-      return;
-    }
-  }
+  bool slow = false;
+  for (int64_t since : w->serving_since) slow = slow || (since != 0 && now - since >= kPromoteUs);
+  if (!slow) return;
+  // Only when there is something to serve: a ready connection, or events no thread fetched
+  // (the epoll fd itself polls readable then). A thread that is merely preempted on a busy
+  // machine would otherwise bring a second thread in for nothing.
+  pollfd p{w->cep, POLLIN, 0};
+  if (!w->ready.empty() || (poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0))
+    w->follow_cv.notify_one();
 }
 
 // ---- poller ---------------------------------------------------------------------------------
@@ -787,6 +852,8 @@ void free_worker(Worker* w) {
     c = next;
   }
   w->conns = nullptr;
+  for (Conn* c : w->graveyard) delete c;
+  w->graveyard.clear();
   if (w->ep >= 0) close(w->ep);
   if (w->notify_fd >= 0) close(w->notify_fd);
   if (w->cep >= 0) close(w->cep);
