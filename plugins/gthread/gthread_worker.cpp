@@ -1,22 +1,21 @@
 // The gthread worker class, like Gunicorn's: a pool of N threads per worker process
-// (--threads) serving keep-alive connections, with one poller thread that owns the sockets
-// nobody is working on.
+// (--threads) serving keep-alive connections, with one poller thread that accepts.
 //
-//   poller (the thread that called run)          pool threads (N)
-//   -----------------------------------          ----------------
-//   its epoll set: listeners, wake_fd, our       each waits in epoll_wait on the pool's set
-//   eventfd. Accepts (and balances between       itself: every *parked* connection, armed
-//   workers), arms each new connection in the    EPOLLONESHOT (a fresh one waiting for its
-//   pool's set; heartbeat, signals, the          first byte, an idle keep-alive one, or one
-//   connection cap; at a parked connection's     whose request is only partly in). One event
-//   deadline, shuts it down (the event that      hands a connection to one thread: read what
-//   raises hands it to a pool thread, which      is there (non-blocking), feed it, run the
-//   closes it).                                  session (the host takes the GIL), write the
-//                                                response with writev/sendfile on the
-//                                                blocking socket; serve pipelined requests
-//                                                already buffered (feed(NULL, 0)), then park
-//                                                the connection again (re-arm, under the lock)
-//                                                or close it.
+//   poller (the thread that called run)          pool threads (N), leader/followers
+//   -----------------------------------          ----------------------------------
+//   its epoll set: listeners, wake_fd, our       the pool's epoll set holds every open
+//   eventfd. Accepts (and balances between       connection, edge-triggered. One thread (the
+//   workers) and adds each new connection to     leader) waits in it and queues what its
+//   the pool's set; heartbeat, signals, the      events name in a ready list; a thread takes
+//   connection cap; shuts a parked connection    a ready connection, reads what is there
+//   down at its deadline (the event that         (non-blocking), feeds it, runs the session
+//   raises queues it for a pool thread, which    (the host takes the GIL), writes the response
+//   closes it); wakes a follower when a          with writev/sendfile on the blocking socket,
+//   request runs long with no leader.            serves pipelined requests already buffered
+//                                                (feed(NULL, 0)), then parks the connection
+//                                                (a state change under the lock, no syscall)
+//                                                or closes it, and takes the next one or
+//                                                becomes the leader. See pool_main.
 //
 // Differences from Gunicorn's gthread, on purpose:
 //  * A thread never waits for a slow client's request head. Whenever a read would block (a
@@ -630,7 +629,9 @@ void accept_one(Worker* w, size_t index, int64_t now) {
   c->s = s;
   alicorn_driver_init(&c->d, w->host, s, fd, nullptr, kReadSize);
   c->d.recv_flags = MSG_DONTWAIT;  // a read that would block parks the connection instead
-  c->d.wait_after_short_read = 1;  // parked with EPOLLONESHOT: bytes that came meanwhile fire at once
+  // Edge-triggered, and an event while it is served sets `more`: bytes that come after a short
+  // read are never missed, so the recv that would fail with EAGAIN is skipped.
+  c->d.wait_after_short_read = 1;
   c->d.arg = c;
   c->d.on_read = conn_on_read;
   c->d.before_run = conn_before_run;
