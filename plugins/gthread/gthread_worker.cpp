@@ -255,6 +255,30 @@ void set_listening(Worker* w, bool on) {
   w->listening.store(on);
 }
 
+// EPOLLEXCLUSIVE wakes the first waiting epoll in the listener's wait queue, and a worker's
+// place there is fixed when it registers: the poller, which only accepts, is nearly always
+// waiting, so the first worker would take every new connection (with one connection per
+// request, every request; after USR2 the new master's workers got none). Re-registering after
+// an accept moves this worker to the back of the queue, so connections go round the workers
+// (as the uv worker does). mu held.
+void rotate_listener(Worker* w, size_t index) {
+  if (!w->listening.load()) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u64 = kTagListener0 + index;
+  epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[index], nullptr);
+  int rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[index], &ev);
+  if (rc != 0 && errno == EINVAL) {  // a kernel without EPOLLEXCLUSIVE (< 4.5)
+    ev.events = EPOLLIN;
+    rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[index], &ev);
+  }
+  if (rc != 0) {  // out of the set: the poller adds every listener again in 100 ms
+    log_errno(w, "epoll_ctl(ADD listener)");
+    w->listening.store(false);
+    w->accept_paused_until = now_ms() + 100;
+  }
+}
+
 bool below_cap(const Worker* w) { return w->max_conns == 0 || w->open < w->max_conns; }
 
 // Put the listeners in or out of the epoll set as the state says (mu held).
@@ -643,6 +667,7 @@ void accept_one(Worker* w, size_t index, int64_t now) {
     park_deadline(w, c, now + w->request_ms);
     if (arm(w, c, EPOLL_CTL_ADD)) {  // a pool thread may take it as soon as mu is free
       if (!below_cap(w)) update_listening(w);
+      else rotate_listener(w, index);
       return;
     }
     unlink_conn(w, c);
