@@ -65,6 +65,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,6 +176,7 @@ struct Worker {
   uint32_t followers = 0;             // threads waiting on follow_cv
   uint32_t serving = 0;               // threads serving a connection
   std::vector<int64_t> serving_since; // per thread: when its connection started (µs), or 0
+  std::vector<int> stat_fds;          // per thread: /proc/self/task/TID/stat (poller), or -1
   std::deque<Conn*> ready;            // connections the leader's events named, to be served
   std::vector<Conn*> graveyard;       // closed while a leader waited: freed after its events
   bool watch = false;                 // the poller checks every ms for a thread to promote
@@ -480,6 +482,14 @@ void serve(Worker* w, Conn* c, char* buf) {
 // follower after kPromoteUs without a leader, so the other connections are served meanwhile, as
 // they are by Gunicorn's gthread.
 void pool_main(Worker* w, uint32_t index) {
+  {
+    // The poller reads this thread's scheduler state (check_promote).
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", static_cast<long>(gettid()));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->stat_fds[index] = fd;
+  }
   try {
     std::unique_ptr<char[]> buf(new char[kReadSize]);
     epoll_event events[kPoolEvents];
@@ -569,6 +579,18 @@ void pool_main(Worker* w, uint32_t index) {
   w->exit_cv.notify_all();
 }
 
+// The state letter of /proc/self/task/TID/stat: 'R' running or runnable. Unknown (no procfs):
+// not running, so promotion works as if every serving thread slept.
+bool thread_running(int fd) {
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* paren = std::strrchr(buf, ')');  // the command name may hold spaces and parens
+  return paren != nullptr && paren[1] == ' ' && paren[2] == 'R';
+}
+
 // Poller, every ms while watching (mu held): no thread waits for events (or takes the ready
 // connections) while one has served its connection for kPromoteUs: promote a follower. Stop
 // watching once idle.
@@ -583,6 +605,14 @@ void check_promote(Worker* w) {
   bool slow = false;
   for (int64_t since : w->serving_since) slow = slow || (since != 0 && now - since >= kPromoteUs);
   if (!slow) return;
+  // A serving thread that is running (or runnable, preempted on a busy machine) is making
+  // progress: another thread would only wait for the core or the GIL (on this 2-core box, with
+  // wrk beside it, that doubled the context switches). Promote only while every serving thread
+  // sleeps: the app waits on I/O, a lock, or the GIL another thread of ours holds... and then
+  // a free thread can serve the next connection meanwhile.
+  for (size_t i = 0; i < w->serving_since.size(); ++i) {
+    if (w->serving_since[i] != 0 && thread_running(w->stat_fds[i])) return;
+  }
   // Only when there is something to serve: a ready connection, or events no thread fetched
   // (the epoll fd itself polls readable then). A thread that is merely preempted on a busy
   // machine would otherwise bring a second thread in for nothing.
@@ -758,6 +788,7 @@ void stop_pool(Worker* w, int64_t deadline) {
 int run_impl(Worker* w) {
   const alicorn_host_api* h = w->host;
   w->serving_since.assign(w->nthreads, 0);
+  w->stat_fds.assign(w->nthreads, -1);
   for (uint32_t i = 0; i < w->nthreads; ++i) {
     {
       std::lock_guard<std::mutex> lock(w->mu);
@@ -880,6 +911,8 @@ void free_worker(Worker* w) {
   w->conns = nullptr;
   for (Conn* c : w->graveyard) delete c;
   w->graveyard.clear();
+  for (int fd : w->stat_fds)
+    if (fd >= 0) close(fd);
   if (w->ep >= 0) close(w->ep);
   if (w->notify_fd >= 0) close(w->notify_fd);
   if (w->cep >= 0) close(w->cep);
