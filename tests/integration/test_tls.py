@@ -107,6 +107,29 @@ class TlsBase:
                 self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
                 self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
 
+    def test_close_notify_ends_a_closing_response(self):
+        # With Connection: close the server's last record is a close_notify alert, so the
+        # client can tell the end of the response from a truncation: with
+        # suppress_ragged_eofs=False a bare TCP close raises SSLEOFError instead.
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = unverified()
+            ctx.minimum_version = ctx.maximum_version = version
+            with socket.create_connection((self.host, self.port),
+                                          timeout=REQUEST_TIMEOUT) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost",
+                                     suppress_ragged_eofs=False) as s:
+                    s.sendall(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    got = b""
+                    while True:
+                        chunk = s.recv(65536)  # SSLEOFError without close_notify
+                        if not chunk:
+                            break
+                        got += chunk
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:200])
+            head, _, body = got.partition(b"\r\n\r\n")
+            self.assertIn(b"connection: close", head.lower())
+            self.assertEqual(json.loads(body)["PATH_INFO"], "/bye")
+
     def test_plain_http_on_tls_port_is_closed(self):
         with socket.create_connection((self.host, self.port), timeout=REQUEST_TIMEOUT) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

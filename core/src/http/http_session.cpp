@@ -551,7 +551,9 @@ int session_pull(alicorn_session* s, alicorn_output* out) {
       rc = ALICORN_PULL_DONE;
     }
     if (rc < 0 || rc == ALICORN_PULL_ABORT) return rc;
-    tls_encrypt(s, out);
+    // The last bytes before the connection closes carry our close_notify.
+    tls_encrypt(s, out, rc == ALICORN_PULL_DONE && s->state == State::Done &&
+                            !session_keep_alive(s));
     return rc;
   });
 }

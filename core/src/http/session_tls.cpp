@@ -20,6 +20,7 @@ struct TlsConn {
   std::string cipher;   // what the last pull handed out
   bool handshaken = false;
   bool closed = false;  // close_notify received
+  bool shutdown_sent = false;  // our close_notify is out
 };
 
 namespace {
@@ -102,7 +103,7 @@ bool tls_has_output(const alicorn_session* s) {
   return s->tls != nullptr && BIO_ctrl_pending(s->tls->wbio) > 0;
 }
 
-void tls_encrypt(alicorn_session* s, alicorn_output* out) {
+void tls_encrypt(alicorn_session* s, alicorn_output* out, bool last) {
   TlsConn* t = s->tls;
   for (int i = 0; i < out->iovcnt; ++i) {
     const iovec& v = out->iov[i];
@@ -111,6 +112,12 @@ void tls_encrypt(alicorn_session* s, alicorn_output* out) {
     int n = SSL_write(t->ssl, v.iov_base, static_cast<int>(v.iov_len));
     if (n != static_cast<int>(v.iov_len))
       throw std::runtime_error("TLS write failed: " + ssl_errors());
+  }
+  if (last && !t->shutdown_sent) {
+    ERR_clear_error();
+    SSL_shutdown(t->ssl);  // queues close_notify in wbio; we do not wait for the client's
+    ERR_clear_error();
+    t->shutdown_sent = true;
   }
   size_t pending = BIO_ctrl_pending(t->wbio);
   t->cipher.resize(pending);

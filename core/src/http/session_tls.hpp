@@ -27,8 +27,9 @@ int tls_decrypt(alicorn_session* s, const char* data, size_t len, std::string& p
 bool tls_has_output(const alicorn_session* s);
 
 // Replace out's iovecs by their encryption, behind any bytes waiting; one iovec, valid until
-// the next pull.
-void tls_encrypt(alicorn_session* s, alicorn_output* out);
+// the next pull. `last`: the connection closes after these bytes: a close_notify alert follows
+// them (RFC 8446 6.1), so the client can tell a complete response from a truncated one.
+void tls_encrypt(alicorn_session* s, alicorn_output* out, bool last = false);
 
 void tls_free(TlsConn* t) noexcept;
 
