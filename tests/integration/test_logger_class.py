@@ -240,6 +240,39 @@ class LoggerClass(AlicornTestCase):
 
         self.assertTrue(wait_for(in_new_file, START_TIMEOUT, interval=0.2), server.describe())
 
+    def test_class_object_in_python_config_file_and_hup(self):
+        # Gunicorn configs set logger_class to the class itself, often defined in the file.
+        tmp = self.make_tmpdir()
+        path = os.path.join(tmp, "access.txt")
+        conf = os.path.join(tmp, "conf.py")
+        source = ("from alicorn.glogging import Logger\n"
+                  "class FileLogger(Logger):\n"
+                  "    def access(self, resp, req, environ, request_time):\n"
+                  "        with open(%r, 'a') as f:\n"
+                  "            f.write('%%s %%s\\n' %% (req.path, resp.status_code))\n"
+                  "logger_class = FileLogger\n" % path)
+        with open(conf, "w") as f:
+            f.write(source)
+        server = self.start_server("hello:app", ["-c", conf])
+        self.get(server, "/from-conf")
+        self.assertTrue(wait_for(lambda: "/from-conf 200" in slurp(path), START_TIMEOUT),
+                        server.describe())
+        # HUP, same class: new workers, the instance kept, still logging.
+        old = server.workers()
+        server.signal(signal.SIGHUP)
+        server.wait_workers(1, exclude=old)
+        self.get(server, "/after-hup")
+        self.assertTrue(wait_for(lambda: "/after-hup 200" in slurp(path), START_TIMEOUT),
+                        server.describe())
+        # HUP to a class that cannot be imported: logged, the running one kept.
+        with open(conf, "w") as f:
+            f.write("logger_class = 'no_such_module_y.Logger'\n")
+        server.signal(signal.SIGHUP)
+        server.wait_log(r"Reloading the configuration failed: logger_class: .*no_such_module_y")
+        self.get(server, "/after-bad-hup")
+        self.assertTrue(wait_for(lambda: "/after-bad-hup 200" in slurp(path), START_TIMEOUT),
+                        server.describe())
+
     def test_import_error_refused_before_fork(self):
         r = run_alicorn(["--logger-class", "no_such_module_x.MyLogger", "hello:app"])
         self.assertRefused(r, mentions=["logger_class", "no_such_module_x.MyLogger",

@@ -138,26 +138,9 @@ void setup_logger_class(const Config& config, const std::vector<std::string>& ar
     // staged native logs replaced it) is done again.
   } else {
     PyObject* module = embedded_module("alicorn_logging");
-    // `from alicorn.glogging import Logger` works without gunicorn installed.
-    PyObject* glogging = module ? embedded_module("alicorn_glogging") : nullptr;
-    if (glogging != nullptr) {
-      PyObject* modules = PyImport_GetModuleDict();
-      PyObject* pkg = PyDict_GetItemString(modules, "alicorn");  // borrowed
-      if (pkg == nullptr) {
-        PyObject* made = PyModule_New("alicorn");
-        PyObject* path = PyList_New(0);
-        if (made && path && PyModule_AddObjectRef(made, "__path__", path) == 0)
-          PyDict_SetItemString(modules, "alicorn", made);
-        Py_XDECREF(path);
-        Py_XDECREF(made);
-        pkg = PyDict_GetItemString(modules, "alicorn");
-      }
-      if (pkg != nullptr) {
-        PyDict_SetItemString(modules, "alicorn.glogging", glogging);
-        PyObject_SetAttrString(pkg, "glogging", glogging);
-      }
-      PyErr_Clear();
-    }
+    // `from alicorn.glogging import Logger` works without gunicorn installed (the finder of
+    // alicorn_package.py, installed with the interpreter).
+    PyObject* glogging = module ? PyImport_ImportModule("alicorn.glogging") : nullptr;
     std::string settings = to_json(config);
     PyObject* made = glogging ? PyObject_CallMethod(module, "make_logger", "ss", cls.c_str(),
                                                     settings.c_str())
