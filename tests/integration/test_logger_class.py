@@ -180,6 +180,23 @@ class LoggerClass(AlicornTestCase):
         # The error log keeps Gunicorn's line shape (written by the Python logger).
         server.wait_log(r"^\[[^]]+\] \[\d+\] \[INFO\] Booting worker with pid")
 
+    def test_atoms_override_is_used_by_the_base_access(self):
+        # A subclass that only adds atoms (a common Gunicorn recipe) keeps the base access().
+        tmp = self.make_tmpdir()
+        path = os.path.join(tmp, "access.log")
+        self.module(tmp, "extralog", "from alicorn.glogging import Logger\n"
+                                     "class Extra(Logger):\n"
+                                     "    def atoms(self, resp, req, environ, request_time):\n"
+                                     "        atoms = super().atoms(resp, req, environ, request_time)\n"
+                                     "        atoms['X'] = 'extra-' + req.method\n"
+                                     "        return atoms\n")
+        server = self.start_server(
+            "hello:app", ["--pythonpath", tmp, "--logger-class", "extralog.Extra",
+                          "--access-logfile", path, "--access-logformat", "%(X)s %(s)s %(U)s"])
+        self.get(server, "/extra")
+        self.assertTrue(wait_for(lambda: slurp(path), START_TIMEOUT), server.describe())
+        self.assertEqual(slurp(path).splitlines(), ["extra-GET 200 /extra"])
+
     def test_alicorn_glogging_base_access_format(self):
         self.check_base_access_format("alicorn.glogging")
 

@@ -18,6 +18,7 @@ import binascii
 import logging
 import logging.handlers
 import os
+import re
 import socket
 import sys
 import threading
@@ -34,6 +35,10 @@ SYSLOG_FACILITIES = {
     "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21,
     "local6": 22, "local7": 23,
 }
+
+
+_ATOM_RE = re.compile(r"%\(([^)]*)\)")
+_FORMAT_KEYS = {}  # access_log_format -> the atom names it uses
 
 
 def loggers():
@@ -150,31 +155,7 @@ class Logger:
     def atoms(self, resp, req, environ, request_time):
         """The access-log atoms (h l u t r s m U q H b B f a T D M L p, {header}i,
         {header}o, {variable}e), as Gunicorn computes them."""
-        status = resp.status
-        if isinstance(status, str):
-            status = status.split(None, 1)[0]
-        atoms = {
-            "h": environ.get("REMOTE_ADDR", "-"),
-            "l": "-",
-            "u": self._get_user(environ) or "-",
-            "t": self.now(),
-            "r": "%s %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"],
-                               environ["SERVER_PROTOCOL"]),
-            "s": status,
-            "m": environ.get("REQUEST_METHOD"),
-            "U": environ.get("PATH_INFO"),
-            "q": environ.get("QUERY_STRING"),
-            "H": environ.get("SERVER_PROTOCOL"),
-            "b": getattr(resp, "sent", None) is not None and str(resp.sent) or "-",
-            "B": getattr(resp, "sent", None),
-            "f": environ.get("HTTP_REFERER", "-"),
-            "a": environ.get("HTTP_USER_AGENT", "-"),
-            "T": request_time.seconds,
-            "D": (request_time.seconds * 1000000) + request_time.microseconds,
-            "M": (request_time.seconds * 1000) + int(request_time.microseconds / 1000),
-            "L": "%d.%06d" % (request_time.seconds, request_time.microseconds),
-            "p": "<%s>" % os.getpid(),
-        }
+        atoms = self._simple_atoms(resp, environ, request_time)
         req_headers = req.headers if hasattr(req, "headers") else req
         if hasattr(req_headers, "items"):
             req_headers = req_headers.items()
@@ -192,11 +173,76 @@ class Logger:
                 or getattr(cfg, "logconfig_json", None)
                 or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)):
             return
-        safe_atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
+        if type(self).atoms is Logger.atoms and self.atoms_wrapper_class is SafeAtoms:
+            safe_atoms = self._format_atoms(resp, req, environ, request_time)
+        else:
+            safe_atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
         try:
             self.access_log.info(cfg.access_log_format, safe_atoms)
         except Exception:
             self.error(traceback.format_exc())
+
+    def _format_atoms(self, resp, req, environ, request_time):
+        """SafeAtoms(self.atoms(...)) restricted to the atoms access_log_format names: the
+        same values, without building every header and environ entry for each request."""
+        fmt = self.cfg.access_log_format
+        keys = _FORMAT_KEYS.get(fmt)
+        if keys is None:
+            keys = _FORMAT_KEYS[fmt] = sorted(set(_ATOM_RE.findall(fmt)))
+        simple = None
+        out = {}
+        for key in keys:
+            if key.startswith("{"):
+                kl = key.lower()
+                kind, name = kl[-1:], kl[1:-2]
+                if len(kl) < 3 or kl[-2] != "}" or kind not in "ioe":
+                    continue
+                if kind == "i":
+                    items = req.headers if hasattr(req, "headers") else req
+                elif kind == "o":
+                    items = resp.headers
+                else:
+                    items = environ
+                if hasattr(items, "items"):
+                    items = items.items()
+                for k, v in items:  # the last one wins, as in atoms()' dict
+                    if k.lower() == name:
+                        out[kl] = v
+            else:
+                if simple is None:
+                    simple = self._simple_atoms(resp, environ, request_time)
+                if key in simple:
+                    out[key] = simple[key]
+        return SafeAtoms(out)
+
+    def _simple_atoms(self, resp, environ, request_time):
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        secs, micros = request_time.seconds, request_time.microseconds
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "l": "-",
+            "u": self._get_user(environ) or "-",
+            "t": self.now(),
+            "r": "%s %s %s" % (environ["REQUEST_METHOD"], environ["RAW_URI"],
+                               environ["SERVER_PROTOCOL"]),
+            "s": status,
+            "m": environ.get("REQUEST_METHOD"),
+            "U": environ.get("PATH_INFO"),
+            "q": environ.get("QUERY_STRING"),
+            "H": environ.get("SERVER_PROTOCOL"),
+            "b": sent is not None and str(sent) or "-",
+            "B": sent,
+            "f": environ.get("HTTP_REFERER", "-"),
+            "a": environ.get("HTTP_USER_AGENT", "-"),
+            "T": secs,
+            "D": secs * 1000000 + micros,
+            "M": secs * 1000 + int(micros / 1000),
+            "L": "%d.%06d" % (secs, micros),
+            "p": "<%s>" % os.getpid(),
+        }
 
     def now(self):
         """The date in Apache Common Log Format."""
