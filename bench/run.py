@@ -267,11 +267,16 @@ def _gunicorn(kind: str, *extra: str):
 LOGCONFIG_DICT = """logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%%(message)s"}},
+    "formatters": {"line": {"format": "%%(message)s"},
+                   "generic": {"format": "%%(asctime)s [%%(process)d] [%%(levelname)s] %%(message)s"}},
     "handlers": {"file": {"class": "logging.FileHandler", "filename": %r,
-                          "formatter": "line"}},
+                          "formatter": "line"},
+                 "stderr": {"class": "logging.StreamHandler", "formatter": "generic",
+                            "stream": "ext://sys.stderr"}},
     "loggers": {"gunicorn.access": {"level": "INFO", "handlers": ["file"],
-                                    "propagate": False}},
+                                    "propagate": False},
+                "gunicorn.error": {"level": "INFO", "handlers": ["stderr"],
+                                   "propagate": False}},
 }
 """
 BENCH_LOGGER = """from alicorn.glogging import Logger
