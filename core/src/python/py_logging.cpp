@@ -103,6 +103,8 @@ long g_error_level = 20;  // logger_class: the instance's error level, kept acro
 void reopen_python_logs() {
   if (!Py_IsInitialized()) return;
   auto run = [] {
+    // A process that never imported logging has no handler to reopen (and needs no import).
+    if (PyDict_GetItemString(PyImport_GetModuleDict(), "logging") == nullptr) return;
     PyObject* module = embedded_module("alicorn_logging");
     PyObject* r = module ? PyObject_CallMethod(module, "reopen_files", nullptr) : nullptr;
     Py_XDECREF(module);
