@@ -1,5 +1,7 @@
 // logconfig, logconfig_dict, logconfig_json: the error and access logs through Python's logging
-// (python/py/alicorn_logging.py), on the loggers gunicorn.error and gunicorn.access.
+// (python/py/alicorn_logging.py), on the loggers gunicorn.error and gunicorn.access; logger_class:
+// a Python glogging.Logger (python/py/alicorn_glogging.py is alicorn.glogging) takes both; USR1
+// reopens the logging handlers' files.
 #pragma once
 
 #include <string>

@@ -1,7 +1,9 @@
 """logconfig, logconfig_dict, logconfig_json: alicorn's error and access logs through Python's
 logging, as Gunicorn's glogging.Logger does it (the loggers gunicorn.error and gunicorn.access,
 a dict merged over CONFIG_DEFAULTS). python/py_logging.cpp calls configure() once per
-configuration and emit() for every line."""
+configuration and emit() for every line; reopen_files() on USR1 (every FileHandler of every
+logger, as Gunicorn's reopen_files); and for logger_class, make_logger() once, emit_logger() for
+every error line and call_access() for every request (from the WSGI adapter)."""
 
 import copy
 from datetime import timedelta as _timedelta
