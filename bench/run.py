@@ -21,6 +21,10 @@ Scenarios (--scenarios):
   idle      1,000 idle keep-alive connections (asyncio client): RSS and PSS delta per connection
   workers4  4 workers, bench/apps/whoami.py (X-Worker: pid; bench/lua/whoami.lua counts): the
             share of requests per worker, min and max
+  accesslog hello, the cost of access logging: alicorn uv with no access log, the native one
+            to a file, logconfig_dict routing gunicorn.access to a logging.FileHandler, and a
+            logger_class (an alicorn.glogging.Logger subclass writing the file); gunicorn
+            gthread without and with --access-logfile
 
 Usage:
   bench/run.py --quick                        # every scenario, short runs (~15 min)
@@ -146,6 +150,7 @@ class Scenario:
     workers: int | None = None        # None: --workers
     framework: str | None = None      # bench/inproc.py app
     baseline: bool = False            # alicorn-baseline takes part
+    servers: tuple[str, ...] | None = None  # only these servers (None: every one that applies)
 
 
 def _body_is(expect: bytes):
@@ -201,6 +206,10 @@ SCENARIOS = {s.key: s for s in [
     Scenario("workers4", "4 workers, hello naming its worker (X-Worker), wrk -c64", AP,
              "whoami", "/", _body_is(b"Hello, World!"), nginx_path="/whoami", kind="balance",
              workers=4, lua=[os.path.join(LUA_DIR, "whoami.lua")]),
+    Scenario("accesslog", "hello world, access logging to a file, wrk -c64", EX, "hello", "/",
+             _body_is(b"Hello, World!"),
+             servers=("uv", "uv-accesslog", "uv-logconfig", "uv-loggerclass",
+                      "gunicorn-gthread", "gunicorn-gthread-accesslog")),
 ]}
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +237,7 @@ class Server:
     single_process: bool = False
     holds_idle: bool = True
     note: str = ""
+    scenarios: tuple[str, ...] | None = None  # only in these scenarios (None: any)
 
 
 GUNICORN = B.which("gunicorn", "/usr/bin/gunicorn")
@@ -251,6 +261,56 @@ def _gunicorn(kind: str, *extra: str):
                 "-b", f"{B.HOST}:{port}", "--keep-alive", str(ctx.keep_alive),
                 "--chdir", sc.directory, f"{sc.module}:app"]
     return argv
+
+
+# accesslog: the same hello, the access log written to a file four ways.
+LOGCONFIG_DICT = """logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%%(message)s"},
+                   "generic": {"format": "%%(asctime)s [%%(process)d] [%%(levelname)s] %%(message)s"}},
+    "handlers": {"file": {"class": "logging.FileHandler", "filename": %r,
+                          "formatter": "line"},
+                 "stderr": {"class": "logging.StreamHandler", "formatter": "generic",
+                            "stream": "ext://sys.stderr"}},
+    "loggers": {"gunicorn.access": {"level": "INFO", "handlers": ["file"],
+                                    "propagate": False},
+                "gunicorn.error": {"level": "INFO", "handlers": ["stderr"],
+                                   "propagate": False}},
+}
+"""
+BENCH_LOGGER = """from alicorn.glogging import Logger
+
+class BenchLogger(Logger):
+    \"\"\"The base class's access() (access_log_format through gunicorn.access), as a
+    subclass that only adds fields would keep it.\"\"\"
+"""
+
+
+def _alicorn_access(how: str):
+    def argv(ctx, sc, port, workers):
+        path = os.path.join(ctx.tmpdir, f"access-{how}-{port}.log")
+        extra = []
+        if how == "native":
+            extra = ["--access-logfile", path]
+        elif how == "logconfig":
+            conf = os.path.join(ctx.tmpdir, f"logconfig-{port}.py")
+            with open(conf, "w") as f:
+                f.write(LOGCONFIG_DICT % path)
+            extra = ["-c", conf]
+        elif how == "loggerclass":
+            with open(os.path.join(ctx.tmpdir, "bench_logger.py"), "w") as f:
+                f.write(BENCH_LOGGER)
+            extra = ["--pythonpath", ctx.tmpdir, "--logger-class", "bench_logger.BenchLogger",
+                     "--access-logfile", path]
+        return _alicorn("uv", *extra)(ctx, sc, port, workers)
+    return argv
+
+
+def _gunicorn_access(ctx, sc, port, workers):
+    path = os.path.join(ctx.tmpdir, f"access-gunicorn-{port}.log")
+    return _gunicorn("gthread", "--threads", "4", "--access-logfile", path)(ctx, sc, port,
+                                                                              workers)
 
 
 def _uwsgi(ctx, sc, port, workers):
@@ -323,6 +383,14 @@ SERVERS = [
     Server("uv", "alicorn uv", "alicorn", _alicorn("uv"), _alicorn_missing()),
     Server("gthread", "alicorn gthread", "alicorn", _alicorn("gthread", "--threads", "4"),
            _alicorn_missing(), note="4 threads"),
+    Server("uv-accesslog", "alicorn uv, native access log", "alicorn", _alicorn_access("native"),
+           _alicorn_missing(), note="--access-logfile FILE", scenarios=("accesslog",)),
+    Server("uv-logconfig", "alicorn uv, logconfig_dict", "alicorn",
+           _alicorn_access("logconfig"), _alicorn_missing(),
+           note="gunicorn.access -> logging.FileHandler", scenarios=("accesslog",)),
+    Server("uv-loggerclass", "alicorn uv, logger_class", "alicorn",
+           _alicorn_access("loggerclass"), _alicorn_missing(),
+           note="alicorn.glogging.Logger subclass, access() in Python", scenarios=("accesslog",)),
     Server("baseline-uv", "alicorn-baseline uv", "baseline", _alicorn("uv", baseline=True),
            _alicorn_missing(True)),
     Server("baseline-gthread", "alicorn-baseline gthread", "baseline",
@@ -333,6 +401,9 @@ SERVERS = [
     Server("gunicorn-gthread", "gunicorn gthread", "peer",
            _gunicorn("gthread", "--threads", "4"), _need(GUNICORN, "gunicorn"),
            note="4 threads"),
+    Server("gunicorn-gthread-accesslog", "gunicorn gthread, access log", "peer",
+           _gunicorn_access, _need(GUNICORN, "gunicorn"), note="4 threads, --access-logfile FILE",
+           scenarios=("accesslog",)),
     Server("gunicorn-gevent", "gunicorn gevent", "peer",
            _gunicorn("gevent", "--worker-connections", "2000"), _gevent_missing),
     Server("uwsgi", "uWSGI --http11-socket", "peer", _uwsgi, _uwsgi_missing, holds_idle=False,
@@ -347,6 +418,10 @@ BY_KEY = {s.key: s for s in SERVERS}
 
 
 def applies(server: Server, sc: Scenario) -> bool:
+    if server.scenarios is not None and sc.key not in server.scenarios:
+        return False
+    if sc.servers is not None and server.key not in sc.servers:
+        return False
     if server.family == "nginx":
         return sc.nginx_path is not None
     if server.family == "baseline":

@@ -103,6 +103,15 @@ def wait_for(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def slurp(path):
+    """The file's text, or "" when it does not exist (yet)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def can_connect(address, timeout=0.5):
     """True when a stream connection to address (a (host, port) tuple or a unix socket path)
     is accepted."""

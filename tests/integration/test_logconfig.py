@@ -7,7 +7,7 @@ import os
 import signal
 import unittest
 
-from harness import START_TIMEOUT, AlicornTestCase, run_alicorn, wait_for
+from harness import START_TIMEOUT, AlicornTestCase, slurp, run_alicorn, wait_for
 
 # A JSON line per record, with nothing but logging.Formatter.
 JSON_FORMAT = ('{"logger": "%(name)s", "level": "%(levelname)s", "pid": %(process)d, '
@@ -247,9 +247,71 @@ format=%s
         self.assertServesHello(server)
         server.wait_log(r"^\[[^]]+\] \[\d+\] \[INFO\] Booting worker with pid")
 
-    def test_logger_class_still_refused(self):
-        r = run_alicorn(["--logger-class", "myapp.MyLogger", "hello:app"])
-        self.assertRefused(r, mentions=["logger_class", "myapp.MyLogger", "logconfig"])
+    def test_usr1_reopens_the_file_handlers(self):
+        # logrotate moves the file away and sends USR1: the master and the workers reopen
+        # their logging.FileHandler streams, so new lines land in a new file at the path.
+        for args in WORKER_CLASSES:
+            with self.subTest(worker=args[1]):
+                tmp = self.make_tmpdir()
+                path = os.path.join(tmp, "log.jsonl")
+                rotated = path + ".1"
+                server = self.start_server("hello:app", ["-c", self.python_conf(tmp, path)]
+                                           + list(args))
+                self.check_error_and_access(server, path, "/before-rotate")
+                os.rename(path, rotated)
+                server.signal(signal.SIGUSR1)
+                marker = "/after-rotate-" + args[1]
+
+                def in_new_file():
+                    self.get(server, marker)
+                    return any(marker in r["message"] for r in records(path))
+
+                self.assertTrue(wait_for(in_new_file, START_TIMEOUT, interval=0.2),
+                                "no access line in the reopened file\n%s" % server.describe())
+                # From then on the old file gets nothing: the worker's handler was reopened,
+                # not duplicated.
+                old_count = len(records(rotated))
+                self.get(server, marker + "-again")
+                self.wait_records(path, lambda rs: any(marker + "-again" in r["message"]
+                                                       for r in rs), server)
+                self.assertEqual(len(records(rotated)), old_count)
+                # The master's own lines go to the new file too.
+                server.signal(signal.SIGTTIN)
+                recs = self.wait_records(
+                    path, lambda rs: any(r["pid"] == server.pid and "ttin" in r["message"]
+                                         for r in rs), server)
+                self.assertTrue(any(r["logger"] == "gunicorn.error" for r in recs), recs)
+                self.assertTrue(any("/before-rotate" in r["message"]
+                                    for r in records(rotated)))
+                server.kill()
+
+    def test_usr1_reopens_the_apps_own_file_handlers(self):
+        # No logconfig at all: a FileHandler the app configured is reopened too (Gunicorn's
+        # reopen_files walks every logger).
+        tmp = self.make_tmpdir()
+        path = os.path.join(tmp, "app.log")
+        app = os.path.join(tmp, "applog.py")
+        with open(app, "w") as f:
+            f.write("import logging\n"
+                    "log = logging.getLogger('myapp')\n"
+                    "log.setLevel(logging.INFO)\n"
+                    "log.addHandler(logging.FileHandler(%r))\n"
+                    "def app(environ, start_response):\n"
+                    "    log.info('served %%s', environ['PATH_INFO'])\n"
+                    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                    "    return [b'ok']\n" % path)
+        server = self.start_server("applog:app", ["--pythonpath", tmp])
+        self.get(server, "/one")
+        self.assertTrue(wait_for(lambda: "served /one" in slurp(path), START_TIMEOUT),
+                        server.describe())
+        os.rename(path, path + ".1")
+        server.signal(signal.SIGUSR1)
+
+        def in_new_file():
+            self.get(server, "/two")
+            return "served /two" in slurp(path)
+
+        self.assertTrue(wait_for(in_new_file, START_TIMEOUT, interval=0.2), server.describe())
 
 
 if __name__ == "__main__":

@@ -54,6 +54,30 @@ class Syslog(AlicornTestCase):
         # Still on stderr as well.
         self.assertIn("Booting worker", server.log())
 
+    def test_logger_class_sends_to_syslog_once(self):
+        # With logger_class the Python logger's SysLogHandler sends, alicorn's own sink stays
+        # off: the same datagrams, none twice.
+        path, sock = self.listen()
+        tmp = self.make_tmpdir()
+        with open(os.path.join(tmp, "sysloglog.py"), "w") as f:
+            f.write("from alicorn.glogging import Logger\nclass L(Logger):\n    pass\n")
+        server = self.start_server("hello:app", [
+            "--pythonpath", tmp, "--logger-class", "sysloglog.L",
+            "--log-syslog", "--log-syslog-to", "unix://" + path, "--log-syslog-prefix", "shop",
+            "--log-syslog-facility", "local3", "--access-logfile", "-"])
+        self.get(server, "/via-python")
+        worker = server.wait_workers(1)[0]
+        msgs = self.collect(sock, lambda g: any("/via-python" in m for m in g)
+                            and any("Booting worker" in m for m in g))
+        boot = [m for m in msgs if "Booting worker" in m]
+        self.assertEqual(len(boot), 1, msgs)
+        self.assertRegex(boot[0], r"^<158>gunicorn\.shop\.error: \[%d\] Booting worker with "
+                         r"pid: %d\x00$" % (server.pid, worker))
+        access = [m for m in msgs if "/via-python" in m]
+        self.assertEqual(len(access), 1, msgs)
+        self.assertTrue(access[0].startswith("<158>gunicorn.shop.access: [%d] 127.0.0.1"
+                                             % worker), access)
+
     def test_disable_redirect_access(self):
         path, sock = self.listen()
         server = self.start_server("hello:app", [

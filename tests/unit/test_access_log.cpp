@@ -67,6 +67,31 @@ TEST_F(AccessLogTest, HeaderAndEnvironmentAtoms) {
   EXPECT_EQ(render("%({missing}i)s %({missing}o)s %({ALICORN_ACCESS_NOPE}e)s"), "- - -");
 }
 
+TEST_F(AccessLogTest, WsgiEnvironAtomsAsGunicorn) {
+  // Gunicorn's {name}e looks in the WSGI environ, any case; the process environment after.
+  EXPECT_EQ(render("%({REQUEST_METHOD}e)s %({raw_uri}e)s %({PATH_INFO}e)s %({QUERY_STRING}e)s"),
+            "POST /submit?x=1&y=2 /submit x=1&y=2");
+  EXPECT_EQ(render("%({SERVER_PROTOCOL}e)s %({REMOTE_ADDR}e)s %({HTTP_X_REQUEST_ID}e)s"),
+            "HTTP/1.1 10.1.2.3 abc123");
+  EXPECT_EQ(render("%({HTTP_NOPE}e)s"), "-");
+}
+
+TEST_F(AccessLogTest, BasicAuthUserAndDecodedPath) {
+  RequestParser p;
+  const char raw[] =
+      "GET /a%20b/c?q=%20 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWxpY2U6czNjcjN0\r\n\r\n";
+  size_t used = 0;
+  ASSERT_EQ(p.feed(raw, sizeof raw - 1, used), RequestParser::Status::Complete);
+  rec.request = &p;
+  EXPECT_EQ(render("%(u)s|%(U)s|%(q)s|%(r)s"), "alice|/a b/c|q=%20|GET /a%20b/c?q=%20 HTTP/1.1");
+  RequestParser bad;
+  const char raw2[] = "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n";
+  used = 0;
+  ASSERT_EQ(bad.feed(raw2, sizeof raw2 - 1, used), RequestParser::Status::Complete);
+  rec.request = &bad;
+  EXPECT_EQ(render("%(u)s"), "-");
+}
+
 TEST_F(AccessLogTest, ProcessIdAndUnknownAtoms) {
   EXPECT_EQ(render("%(p)s"), "<" + std::to_string(::getpid()) + ">");
   EXPECT_EQ(render("%(Z)s %(zz)s"), "- -");

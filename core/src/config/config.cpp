@@ -111,8 +111,10 @@ const Setting kMoreSettings[] = {
     {"default_proc_name", "", &Config::default_proc_name, "NAME",
      "Process name when proc_name is unset [default: the app spec]"},
     {"logger_class", "--logger-class", &Config::logger_class, "CLASS",
-     "Gunicorn's logger class (only the default is accepted)", 0, kAny,
-     "refused unless gunicorn.glogging.Logger: alicorn logs in C++; use logconfig, logconfig_dict, logconfig_json or the hooks"},
+     "The logger: the default is alicorn's native one; module.Class names a subclass of "
+     "gunicorn.glogging.Logger or alicorn.glogging.Logger, imported in the master, whose "
+     "access() writes the access log and whose error()/info()/... get the error log "
+     "[default: gunicorn.glogging.Logger]"},
     {"on_starting", "", kHook, "", "Hook on_starting(server): before the master starts"},
     {"on_reload", "", kHook, "", "Hook on_reload(server): on HUP, before the new workers"},
     {"when_ready", "", kHook, "", "Hook when_ready(server): the listeners are open"},
@@ -624,11 +626,18 @@ void check_supported(const Config& c, const std::map<std::string, std::string>& 
     throw ConfigError(fmt::format(
         "{}reload_engine: '{}' is not an engine: use auto, inotify or poll", where("reload_engine"),
         c.reload_engine));
-  if (c.logger_class != "gunicorn.glogging.Logger" && c.logger_class != "glogging.Logger" &&
-      c.logger_class != "simple")
-    refuse("logger_class", c.logger_class,
-           "alicorn's logger is not a Python class; to customise logging use logconfig, "
-           "logconfig_dict or logconfig_json (Python's logging) or the server hooks");
+  if (uses_logger_class(c)) {
+    // The class is imported later (python/py_logging.cpp, before any fork); here the shape.
+    const std::string& v = c.logger_class;
+    bool ok = !v.empty() && v.front() != '.' && v.back() != '.' && v.back() != ':' &&
+              (v.find('.') != std::string::npos || v.find(':') != std::string::npos) &&
+              v.find_first_of(" \t/") == std::string::npos;
+    if (!ok)
+      throw ConfigError(fmt::format("{}logger_class: '{}' is not a class path: use module.Class "
+                                    "(a subclass of gunicorn.glogging.Logger or "
+                                    "alicorn.glogging.Logger)",
+                                    where("logger_class"), v));
+  }
 }
 
 // ---- command line and ALICORN_CMD_ARGS ----------------------------------------------------
@@ -1344,6 +1353,11 @@ bool all_digits(const std::string& s) {
 }
 
 }  // namespace
+
+bool uses_logger_class(const Config& config) {
+  const std::string& v = config.logger_class;
+  return v != "gunicorn.glogging.Logger" && v != "glogging.Logger" && v != "simple";
+}
 
 std::string to_json(const Config& config) {
   std::string out = "{";

@@ -132,7 +132,9 @@ struct Config {
   bool tolerate_dangerous_framing = false;          // likewise
   std::string header_map = "drop";       // --header-map: drop, refuse (400) or dangerous
   std::string default_proc_name = "";    // the process name when proc_name is unset
-  std::string logger_class = "gunicorn.glogging.Logger";  // only the default is accepted
+  // The default (or "simple", "glogging.Logger") is the native logger; any other dotted path
+  // is a Python class with glogging.Logger's interface (python/py_logging.cpp).
+  std::string logger_class = "gunicorn.glogging.Logger";
   // Server hooks defined in a Python config file: hook name -> the callable's repr.
   std::map<std::string, std::string> server_hooks;
   // Operations (core/src/metrics, core/src/control; docs/operations.md)
@@ -242,6 +244,9 @@ LoadedConfig load_config(int argc, const char* const* argv, const Environment& e
 // `sources`, each line ends with a comment saying where the value came from.
 std::string to_yaml(const Config& config,
                     const std::map<std::string, std::string>* sources = nullptr);
+
+// True when logger_class names a Python class rather than the default (native) logger.
+bool uses_logger_class(const Config& config);
 
 // Every setting as one JSON object (setting name -> value), for the hooks' server.cfg.
 std::string to_json(const Config& config);

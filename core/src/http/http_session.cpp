@@ -100,6 +100,7 @@ void log_access(alicorn_session* s) {
   rec.status = s->ex().reply.code;
   rec.body_bytes = s->ex().out.body_sent;
   rec.response_headers = &s->ex().reply.headers;
+  rec.content_length = s->ex().reply.length;
   rec.start_unix_us = s->start_unix_us;
   rec.duration_us = clock::mono_us() - s->start_mono_us;
   write_access_log(rec);

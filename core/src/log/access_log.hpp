@@ -1,9 +1,12 @@
 // The access log line, in Gunicorn's format language: %(h)s remote address, %(l)s '-',
-// %(u)s user, %(t)s [time], %(r)s request line, %(m)s method, %(U)s path, %(q)s query,
-// %(H)s protocol, %(s)s status, %(B)s body bytes, %(b)s bytes or '-', %(f)s referer,
-// %(a)s user agent, %(T)s seconds, %(M)s milliseconds, %(D)s microseconds, %(L)s decimal
-// seconds, %(p)s <pid>, %({name}i)s request header, %({name}o)s response header,
-// %({name}e)s environment variable. The format is compiled once; rendering is pure.
+// %(u)s the Basic-auth user (or '-'), %(t)s [time], %(r)s request line, %(m)s method,
+// %(U)s path (percent-decoded, as PATH_INFO), %(q)s query, %(H)s protocol, %(s)s status,
+// %(B)s body bytes, %(b)s bytes or '-', %(f)s referer, %(a)s user agent, %(T)s seconds,
+// %(M)s milliseconds, %(D)s microseconds, %(L)s decimal seconds, %(p)s <pid>,
+// %({name}i)s request header, %({name}o)s response header, %({name}e)s a WSGI environ
+// variable the connection knows (REQUEST_METHOD, RAW_URI, PATH_INFO, QUERY_STRING,
+// SERVER_PROTOCOL, REMOTE_ADDR, HTTP_*; any case), else the process environment's.
+// The format is compiled once; rendering is pure.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,7 @@ struct AccessRecord {
   int status = 0;
   int64_t body_bytes = 0;
   const std::vector<std::pair<std::string, std::string>>* response_headers = nullptr;
+  int64_t content_length = -1;  // the app's Content-Length (kept out of response_headers)
   int64_t start_unix_us = 0;  // wall clock when the request was ready
   int64_t duration_us = 0;
 };

@@ -100,6 +100,7 @@ std::shared_ptr<spdlog::logger> g_error;
 std::shared_ptr<FdSink> g_error_sink;
 std::shared_ptr<spdlog::logger> g_access;
 std::shared_ptr<FdSink> g_access_sink;
+void (*g_reopen_hook)() = nullptr;
 
 spdlog::level::level_enum parse_level(const std::string& level) {
   if (level == "debug") return spdlog::level::debug;
@@ -140,6 +141,17 @@ void setup_access_log(const std::string& target) {
 void reopen() {
   if (g_error_sink) g_error_sink->reopen();
   if (g_access_sink) g_access_sink->reopen();
+  if (g_reopen_hook) g_reopen_hook();
+}
+
+void set_reopen_hook(void (*hook)()) { g_reopen_hook = hook; }
+
+void route_errors_only(std::shared_ptr<spdlog::sinks::sink> error_sink,
+                       spdlog::level::level_enum error_level) {
+  if (!g_error) setup_error_log("-", "info");
+  g_error->sinks() = {std::move(error_sink)};
+  g_error->set_level(error_level);
+  g_access.reset();
 }
 
 void route_to(std::shared_ptr<spdlog::sinks::sink> error_sink,

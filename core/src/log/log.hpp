@@ -14,8 +14,11 @@ namespace alicorn::log {
 void setup_error_log(const std::string& target, const std::string& level);
 // Configure the access log; an empty target disables it.
 void setup_access_log(const std::string& target);
-// Reopen both log files (after logrotate moved them). Safe to call when logging to a terminal.
+// Reopen both log files (after logrotate moved them), then run the reopen hook (the files of
+// Python's logging handlers). Safe to call when logging to a terminal.
 void reopen();
+// Called by reopen() after the native files (python/py_logging.cpp sets it). Must not throw.
+void set_reopen_hook(void (*hook)());
 
 // logconfig (python/py_logging.cpp): the error log writes to `error_sink` only (the native
 // sink stays as its fallback), at `error_level`; the access log to `access_sink` (created when
@@ -23,6 +26,10 @@ void reopen();
 void route_to(std::shared_ptr<spdlog::sinks::sink> error_sink,
               std::shared_ptr<spdlog::sinks::sink> access_sink,
               spdlog::level::level_enum error_level);
+// logger_class (python/py_logging.cpp): the error log writes to `error_sink` only, and the
+// native access log is off (the Python logger's access() writes the access lines).
+void route_errors_only(std::shared_ptr<spdlog::sinks::sink> error_sink,
+                       spdlog::level::level_enum error_level);
 // The error log's own (file or stderr) sink, for lines that cannot reach Python.
 std::shared_ptr<spdlog::sinks::sink> native_error_sink();
 

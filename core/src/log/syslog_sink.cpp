@@ -162,7 +162,8 @@ void check_syslog_settings(const Config& config) {
 }
 
 void attach_syslog(const Config& config) {
-  if (!config.syslog) {
+  // logger_class: the Python logger sends to syslog itself (cfg.syslog), as Gunicorn's does.
+  if (!config.syslog || uses_logger_class(config)) {
     replace_sink(&error(), nullptr);
     replace_sink(access(), nullptr);
     return;

@@ -135,7 +135,25 @@ FileNames read_config_file(const std::string& spec, const std::optional<std::str
   FileNames out;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); ++i) {
     PyObject* pair = PyList_GET_ITEM(names, i);
-    out.emplace_back(str_of(PyTuple_GET_ITEM(pair, 0), false), convert(PyTuple_GET_ITEM(pair, 1)));
+    std::string name = str_of(PyTuple_GET_ITEM(pair, 0), false);
+    PyObject* value = PyTuple_GET_ITEM(pair, 1);
+    if (name == "logger_class" && PyType_Check(value)) {
+      // Gunicorn takes the class itself: by its import path (a class defined in the file
+      // itself is found in sys.modules as __config__).
+      FileValue v;
+      v.kind = FileValue::Kind::Str;
+      v.type_name = "str";
+      PyObject* mod = PyObject_GetAttrString(value, "__module__");
+      PyObject* qualname = PyObject_GetAttrString(value, "__qualname__");
+      v.text = (mod ? str_of(mod, false) : std::string()) + "." +
+               (qualname ? str_of(qualname, false) : std::string());
+      Py_XDECREF(mod);
+      Py_XDECREF(qualname);
+      PyErr_Clear();
+      out.emplace_back(std::move(name), std::move(v));
+      continue;
+    }
+    out.emplace_back(std::move(name), convert(value));
   }
   Py_DECREF(names);
   Py_XSETREF(g_staged_hooks, hooks);

@@ -38,6 +38,28 @@ PyObject* embedded_module(const char* module) {
   return mod;
 }
 
+namespace {
+
+PyObject* load_embedded(PyObject*, PyObject* name) {
+  const char* text = PyUnicode_AsUTF8(name);
+  return text ? embedded_module(text) : nullptr;
+}
+
+PyMethodDef load_def = {"load_embedded", load_embedded, METH_O,
+                        "Import one of alicorn's embedded modules by its name."};
+
+}  // namespace
+
+void install_alicorn_package() {
+  PyObject* module = embedded_module("alicorn_package");
+  PyObject* load = module ? PyCFunction_New(&load_def, nullptr) : nullptr;
+  PyObject* r = load ? PyObject_CallMethod(module, "install", "O", load) : nullptr;
+  Py_XDECREF(r);
+  Py_XDECREF(load);
+  Py_XDECREF(module);
+  PyErr_Clear();  // without it only `import alicorn.glogging` fails, with its own error
+}
+
 PyObject* run_embedded(const char* module, PyObject* globals) {
   PyObject* code = compile(module);
   if (code == nullptr) return nullptr;

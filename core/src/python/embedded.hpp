@@ -27,6 +27,10 @@ const EmbeddedSource* find_embedded(std::string_view module);
 // nullptr with a Python exception set.
 PyObject* embedded_module(const char* module);
 
+// Make the `alicorn` package (alicorn.glogging) importable: a meta path finder over the
+// embedded modules (alicorn_package.py). Needs the GIL; never fails (errors are cleared).
+void install_alicorn_package();
+
 // Run an embedded file's code in `globals` (as PyRun_String would). New reference or nullptr.
 PyObject* run_embedded(const char* module, PyObject* globals);
 

@@ -23,7 +23,10 @@
 namespace alicorn::python {
 namespace {
 
-PyObject* g_emit = nullptr;  // alicorn_logging.emit
+PyObject* g_emit = nullptr;         // alicorn_logging.emit (or emit_logger)
+PyObject* g_access = nullptr;       // logger_class: the instance's bound access()
+PyObject* g_call_access = nullptr;  // alicorn_logging.call_access
+std::string g_logger_class;         // the class g_access belongs to
 
 int python_level(spdlog::level::level_enum level) {
   switch (level) {
@@ -93,13 +96,112 @@ class PythonSink final : public spdlog::sinks::base_sink<spdlog::details::null_m
   std::shared_ptr<spdlog::sinks::sink> fallback_;
 };
 
+long g_error_level = 20;  // logger_class: the instance's error level, kept across a HUP
+
+// USR1: runs in the master's main thread (which holds the GIL) and in a worker's threads
+// (which may take it once the worker released it). Never throws.
+void reopen_python_logs() {
+  if (!Py_IsInitialized()) return;
+  auto run = [] {
+    // A process that never imported logging has no handler to reopen (and needs no import).
+    if (PyDict_GetItemString(PyImport_GetModuleDict(), "logging") == nullptr) return;
+    PyObject* module = embedded_module("alicorn_logging");
+    PyObject* r = module ? PyObject_CallMethod(module, "reopen_files", nullptr) : nullptr;
+    Py_XDECREF(module);
+    if (r == nullptr) {
+      std::string tb = take_exception();
+      log::error().error("Reopening the Python logging files failed:\n{}", tb);
+    }
+    Py_XDECREF(r);
+  };
+  try {
+    if (PyGILState_Check()) {
+      PyGILState_STATE state = PyGILState_Ensure();
+      run();
+      PyGILState_Release(state);
+    } else if (gil_released()) {
+      Gil gil;
+      run();
+    }
+  } catch (...) {
+  }
+}
+
+std::string logger_class_error(const std::string& cls, std::string summary) {
+  if (summary.rfind("logger_class", 0) == 0) return summary;
+  return "logger_class: cannot use '" + cls + "': " + summary;
+}
+
+void setup_logger_class(const Config& config, const std::vector<std::string>& argv) {
+  const std::string& cls = config.logger_class;
+  initialize(python_init_options(config, argv));
+  if (g_access != nullptr && cls == g_logger_class) {
+    // HUP with the same class: Gunicorn keeps its logger instance too. Only the routing (the
+    // staged native logs replaced it) is done again.
+  } else {
+    PyObject* module = embedded_module("alicorn_logging");
+    // `from alicorn.glogging import Logger` works without gunicorn installed (the finder of
+    // alicorn_package.py, installed with the interpreter).
+    PyObject* glogging = module ? PyImport_ImportModule("alicorn.glogging") : nullptr;
+    std::string settings = to_json(config);
+    PyObject* made = glogging ? PyObject_CallMethod(module, "make_logger", "ss", cls.c_str(),
+                                                    settings.c_str())
+                              : nullptr;
+    Py_XDECREF(glogging);
+    if (made == nullptr || !PyTuple_Check(made) || PyTuple_Size(made) != 2) {
+      std::string summary;
+      std::string tb = made ? std::string() : take_exception(&summary);
+      Py_XDECREF(made);
+      Py_XDECREF(module);
+      if (!tb.empty())
+        log::error().error("logger_class: cannot use '{}':\n{}", cls, tb);
+      throw std::runtime_error(logger_class_error(cls, made ? "make_logger failed" : summary));
+    }
+    Py_XDECREF(g_access);
+    g_access = Py_NewRef(PyTuple_GetItem(made, 0));
+    long level = PyLong_AsLong(PyTuple_GetItem(made, 1));
+    PyErr_Clear();
+    Py_DECREF(made);
+    Py_XDECREF(g_emit);
+    g_emit = PyObject_GetAttrString(module, "emit_logger");
+    Py_XDECREF(g_call_access);
+    g_call_access = PyObject_GetAttrString(module, "call_access");
+    Py_DECREF(module);
+    if (g_emit == nullptr || g_call_access == nullptr)
+      throw std::runtime_error("logger_class: " + take_exception());
+    g_logger_class = cls;
+    g_error_level = level;
+  }
+  log::route_errors_only(std::make_shared<PythonSink>(false, log::native_error_sink()),
+                         spdlog_level(g_error_level));
+}
+
+void drop_logger_class() {
+  if (g_access == nullptr) return;
+  Py_CLEAR(g_access);
+  g_logger_class.clear();
+  if (PyObject* module = embedded_module("alicorn_logging")) {
+    PyObject* r = PyObject_CallMethod(module, "clear_logger", nullptr);
+    Py_XDECREF(r);
+    Py_DECREF(module);
+  }
+  PyErr_Clear();
+}
+
 }  // namespace
+
+void install_log_reopen() { log::set_reopen_hook(&reopen_python_logs); }
+
+PyObject* logger_access() { return g_access; }
+PyObject* logger_call_access() { return g_call_access; }
 
 bool wants_python_logging(const Config& config) {
   return config.logconfig || config.logconfig_dict.has_value() || config.logconfig_json;
 }
 
 void setup_python_logging(const Config& config, const std::vector<std::string>& argv) {
+  if (uses_logger_class(config)) return setup_logger_class(config, argv);
+  if (Py_IsInitialized()) drop_logger_class();  // a HUP back to the native logger
   if (!wants_python_logging(config)) return;
   // Gunicorn's precedence: logconfig_dict, then logconfig_json, then logconfig.
   bool dict = config.logconfig_dict.has_value();

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "python/embedded.hpp"
+#include "python/py_logging.hpp"
 
 namespace alicorn::python {
 namespace {
@@ -72,6 +73,8 @@ void initialize(const InitOptions& options) {
   }
   check(Py_InitializeFromConfig(&config), "start-up", &config);
   PyConfig_Clear(&config);
+  install_log_reopen();  // USR1 reopens the logging module's files too (py_logging.cpp)
+  install_alicorn_package();  // `from alicorn.glogging import Logger`
 
   prepend_paths(options.path_prepend, false);
 }

@@ -8,13 +8,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 
 #include "log/log.hpp"
 #include "plugin/worker_runtime.hpp"
 #include "python/hooks.hpp"
+#include "python/py_logging.hpp"
 #include "python/python_runtime.hpp"
+#include "util/clock.hpp"
 
 namespace alicorn {
 namespace {
@@ -113,6 +116,12 @@ app::AppSession::Result WsgiSession::run(app::Request& req, app::Reply& reply) {
     }
   }
   cur.app_active = true;
+  if (g->access_logger != nullptr) {
+    cur.start_us = clock::mono_us();
+    Py_INCREF(env);
+    cur.access_env = env;
+    needs_end = true;
+  }
   PyObject* args[2] = {env, start_response};
   if (hooks::has_request_hooks()) {
     hooks::run_request_hook("pre_request", env);
@@ -193,7 +202,7 @@ app::AppSession::Result WsgiSession::run(app::Request& req, app::Reply& reply) {
   } else {
     reply.body = app::Reply::Body::Streaming;
   }
-  needs_end = cur.result != nullptr || cur.hook_env != nullptr;
+  needs_end = cur.result != nullptr || cur.hook_env != nullptr || cur.access_env != nullptr;
   return outcome;
 }
 
@@ -228,6 +237,7 @@ void WsgiSession::end(const app::Reply& reply, int64_t body_sent) {
   needs_end = false;
   python::Gil gil;
   close_result();
+  if (cur.access_env != nullptr) python_access(reply, body_sent);
   if (cur.hook_env != nullptr) {
     hooks::run_request_hook("post_request", cur.hook_env,
                             reply.status.empty() ? nullptr : reply.status.c_str(), &reply.headers,
@@ -236,14 +246,70 @@ void WsgiSession::end(const app::Reply& reply, int64_t body_sent) {
   }
 }
 
+void WsgiSession::python_access(const app::Reply& reply, int64_t body_sent) {
+  PyObject* env = cur.access_env;
+  cur.access_env = nullptr;
+  int64_t duration = clock::mono_us() - cur.start_us;
+  auto str = [](std::string_view v) {
+    return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
+  };
+  // Gunicorn's resp.headers (the app's, Content-Length included) and req.headers (names
+  // upper-cased, as received).
+  bool has_length = false;
+  PyObject* headers = PyList_New(0);
+  for (const auto& [name, value] : reply.headers) {
+    if (strcasecmp(name.c_str(), "content-length") == 0) has_length = true;
+    PyObject* item = Py_BuildValue("(NN)", str(name), str(value));
+    if (headers && item) PyList_Append(headers, item);
+    Py_XDECREF(item);
+  }
+  if (!has_length && reply.length >= 0 && headers) {
+    PyObject* item = Py_BuildValue("(sN)", "Content-Length",
+                                   PyUnicode_FromFormat("%lld", static_cast<long long>(reply.length)));
+    if (item) PyList_Append(headers, item);
+    Py_XDECREF(item);
+  }
+  PyObject* req_headers = PyList_New(0);
+  std::string upper;
+  if (cur.req != nullptr && cur.req->headers != nullptr)
+    for (const auto& h : *cur.req->headers) {
+      upper.assign(h.name);
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      PyObject* item = Py_BuildValue("(NN)", str(upper), str(h.value));
+      if (req_headers && item) PyList_Append(req_headers, item);
+      Py_XDECREF(item);
+    }
+  std::string_view method = cur.req ? cur.req->method : std::string_view();
+  std::string_view target = cur.req ? cur.req->target : std::string_view();
+  PyObject* r = nullptr;
+  if (headers && req_headers && !PyErr_Occurred())
+    r = PyObject_CallFunction(g->call_access, "ONiNLNNiiNOL", g->access_logger,
+                              str(reply.status), reply.code, headers, static_cast<long long>(body_sent),
+                              str(method), str(target), cur.req ? cur.req->http_major : 1,
+                              cur.req ? cur.req->http_minor : 1, req_headers, env,
+                              static_cast<long long>(duration));
+  else {
+    Py_XDECREF(headers);
+    Py_XDECREF(req_headers);
+  }
+  if (r == nullptr) {
+    std::string tb = python::take_exception();
+    log::error().error("Error in the logger_class access() for \"{} {}\":\n{}", method, target,
+                       tb);
+  }
+  Py_XDECREF(r);
+  Py_DECREF(env);
+}
+
 WsgiSession::~WsgiSession() {
   if (owned.empty() && cur.result == nullptr && cur.iter == nullptr && cur.input == nullptr &&
-      cur.hook_env == nullptr && start_response == nullptr && py_remote_addr == nullptr &&
-      py_server_name == nullptr)
+      cur.hook_env == nullptr && cur.access_env == nullptr && start_response == nullptr &&
+      py_remote_addr == nullptr && py_server_name == nullptr)
     return;
   python::Gil gil;
   close_result();
   Py_CLEAR(cur.hook_env);
+  Py_CLEAR(cur.access_env);
   drop_owned();
   if (start_response != nullptr)
     reinterpret_cast<StartResponseObject*>(start_response)->session = nullptr;
@@ -281,6 +347,8 @@ void* wsgi_globals_create(alicorn_worker_ctx* ctx, PyObject* app) {
   if (const char* sn = std::getenv("SCRIPT_NAME")) g->script_name = sn;
   while (!g->script_name.empty() && g->script_name.back() == '/') g->script_name.pop_back();
   g->underscore_headers = strcasecmp(ctx->config->header_map.c_str(), "dangerous") == 0;
+  g->access_logger = python::logger_access();
+  g->call_access = python::logger_call_access();
 
   PyObject* env = PyDict_New();
   auto put = [&](const char* key, PyObject* value) {

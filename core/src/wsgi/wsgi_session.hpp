@@ -41,6 +41,10 @@ struct WsgiGlobals final : app::AppAdapter {
   PyObject* protocol_10 = nullptr;
   std::string script_name;
   bool underscore_headers = false;  // header_map = dangerous: names with '_' are passed on
+  // logger_class: the instance's access() and alicorn_logging.call_access (borrowed; both
+  // null with the native logger).
+  PyObject* access_logger = nullptr;
+  PyObject* call_access = nullptr;
 #define ALICORN_KEYS(X)                                                                        \
   X(REQUEST_METHOD) X(SCRIPT_NAME) X(PATH_INFO) X(QUERY_STRING) X(RAW_URI) X(SERVER_PROTOCOL) \
   X(SERVER_NAME) X(SERVER_PORT) X(REMOTE_ADDR) X(REMOTE_PORT) X(CONTENT_TYPE) X(CONTENT_LENGTH)
@@ -71,6 +75,8 @@ struct WsgiRequest {
   PyObject* iter = nullptr;      // iterator over it while streaming
   PyObject* input = nullptr;     // this request's streaming wsgi.input
   PyObject* hook_env = nullptr;  // the environ pre_request saw, for post_request
+  PyObject* access_env = nullptr;  // logger_class: the environ, for access() in end()
+  int64_t start_us = 0;            // logger_class: when run() began (request_time)
   bool app_active = false;       // inside the app call or its iterable: start_response ok
 };
 
@@ -90,6 +96,8 @@ class WsgiSession final : public app::AppSession {
   }
   void drop_owned();
   void close_result();  // PEP 3333 close(), whatever happened
+  // logger_class: access(resp, req, environ, request_time), after close(). Never raises.
+  void python_access(const app::Reply& reply, int64_t body_sent);
 
   WsgiGlobals* g;
   WsgiRequest cur;
