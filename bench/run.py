@@ -191,7 +191,8 @@ SCENARIOS = {s.key: s for s in [
     Scenario("django", "Django JSON view GET /json (bench/apps/django_app.py), wrk -c64", AP,
              "django_app", "/json", _body_has(b"Hello from Django!"), framework="django"),
     Scenario("file", "1 MiB through wsgi.file_wrapper (nginx: the same file), wrk -c16", AP,
-             "file1m", "/", _body_len(1024 * 1024), nginx_path="/file1m", connections=16),
+             "file1m", "/", _body_len(1024 * 1024), nginx_path="/file1m", connections=16,
+             baseline=True),
     # no nginx row: `return 200` answers before the body is in, which wrk cannot time
     Scenario("upload", "10 MiB POST read by the app, wrk -c4", AP,
              "upload", "/upload", _status_ok, connections=4,

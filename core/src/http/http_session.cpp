@@ -506,7 +506,11 @@ int pull_http(alicorn_session* s, alicorn_output* out) {
           return ALICORN_PULL_MORE;
         }
       }
-      if (r.body != app::Reply::Body::Streaming || f.no_body) {
+      // With a Content-Length all sent, iterating stops (PEP 3333: "should stop iterating over
+      // the response when enough data has been sent"): more items would be dropped anyway,
+      // and an endless iterable (a file_wrapper over /dev/zero) would hold the worker forever.
+      const bool length_reached = f.content_length >= 0 && f.body_sent >= f.content_length;
+      if (r.body != app::Reply::Body::Streaming || f.no_body || length_reached) {
         if (f.chunked) out->iov[out->iovcnt++] = {const_cast<char*>(kLastChunk), 5};
         // Sent chunks are still referenced by `out`: the adapter keeps them until its next call.
         finish(s);
