@@ -731,6 +731,21 @@ class Pep3333Tests:
                 self.assertTrue(closed, "the connection stayed open after a truncated body\n%s"
                                 % server.describe())
 
+    def test_iteration_stops_at_the_content_length(self):
+        server = self.serve("long_body")
+        for path in ("/exact", "/endless"):
+            with self.subTest(path=path):
+                resp = self.pipelined(server, request_bytes("GET", path, close=False))
+                self.assertEqual((resp.status, resp.headers.get("content-length"), resp.body),
+                                 (200, "10", b"0123456789"), server.describe())
+        # the endless one was closed, not pulled forever; the exact one ran past its last yield
+        def finished():
+            status, _, raw, _ = self.get(server, "/finished")
+            doc = json.loads(raw) if status == 200 else None
+            return doc if doc == {"exact_finished": 1, "endless_closed": 1} else None
+        self.assertIsNotNone(wait_for(finished, 5.0, interval=0.1),
+                             "%s\n%s" % (self.get(server, "/finished")[2], server.describe()))
+
     def test_more_bytes_than_content_length_are_not_sent(self):
         server = self.serve("long_body")
         for path in ("/list", "/generator"):
