@@ -17,6 +17,8 @@ Scenarios (--scenarios):
   flask     examples/flask_app.py GET /json (Debian's Flask), wrk -c64; + Flask's in-process cost
   django    bench/apps/django_app.py GET /json (Debian's Django), wrk -c64; + in-process cost
   file      bench/apps/file1m.py, 1 MiB through wsgi.file_wrapper; nginx serves the same file
+            (+ wrk's CPU and server+wrk: loopback charges receive work to either side)
+  fileonce  the same with bench/apps/file1m_once.py: the app opens the file once per process
   upload    bench/apps/upload.py reads a 10 MiB POST body (bench/lua/upload.lua), wrk -c8
   idle      1,000 idle keep-alive connections (asyncio client): RSS and PSS delta per connection
   workers4  4 workers, bench/apps/whoami.py (X-Worker: pid; bench/lua/whoami.lua counts): the
@@ -42,6 +44,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -196,7 +199,12 @@ SCENARIOS = {s.key: s for s in [
     Scenario("django", "Django JSON view GET /json (bench/apps/django_app.py), wrk -c64", AP,
              "django_app", "/json", _body_has(b"Hello from Django!"), framework="django"),
     Scenario("file", "1 MiB through wsgi.file_wrapper (nginx: the same file), wrk -c16", AP,
-             "file1m", "/", _body_len(1024 * 1024), nginx_path="/file1m", connections=16),
+             "file1m", "/", _body_len(1024 * 1024), nginx_path="/file1m", connections=16,
+             baseline=True),
+    Scenario("fileonce", "the same, the app opening the file once per process "
+             "(bench/apps/file1m_once.py), wrk -c16", AP,
+             "file1m_once", "/", _body_len(1024 * 1024), nginx_path="/file1m", connections=16,
+             baseline=True),
     # no nginx row: `return 200` answers before the body is in, which wrk cannot time
     Scenario("upload", "10 MiB POST read by the app, wrk -c4", AP,
              "upload", "/upload", _status_ok, connections=4,
@@ -560,7 +568,9 @@ def run_one(ctx: Ctx, server: Server, sc: Scenario, args, rnd: int) -> dict:
         if not proc.alive():
             raise B.StartError(f"died during the warm-up: {proc.log_tail()}")
         before = cpu_sample(proc.pid)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped
         w, out = run_wrk(url, sc.connections, args.duration, args.wrk_threads, sc.lua, raw)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         after = cpu_sample(proc.pid)
         total_us, per = cpu_delta_us(before, after)
         if not proc.alive():
@@ -570,6 +580,12 @@ def run_one(ctx: Ctx, server: Server, sc: Scenario, args, rnd: int) -> dict:
         res.update({k: w[k] for k in ("rps", "requests", "p99_ms", "errors")})
         res["cpu_us"] = total_us
         res["cpu_us_per_req"] = total_us / w["requests"]
+        # The client's CPU too: on loopback the receiver's TCP work is charged to whichever side
+        # runs the softirq, which moves with timing (see docs/performance.md, "1 MB
+        # file_wrapper"), so server + client is the steadier figure for large bodies.
+        client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        res["client_us_per_req"] = client_s * 1e6 / w["requests"]
+        res["sum_us_per_req"] = res["cpu_us_per_req"] + res["client_us_per_req"]
         res["processes"] = len(after)
         if sc.kind == "balance":
             counts = {int(m.group(1)): int(m.group(2))
@@ -612,7 +628,8 @@ def summarize(rounds: list[dict]) -> dict:
     if not ok:
         s["reason"] = next((r.get("reason") for r in rounds if r.get("reason")), "no round")
         return s
-    for k in ("rps", "cpu_us_per_req", "rss_per_conn_b", "pss_per_conn_b", "p99_ms"):
+    for k in ("rps", "cpu_us_per_req", "rss_per_conn_b", "pss_per_conn_b", "p99_ms",
+              "client_us_per_req", "sum_us_per_req"):
         vals = [r[k] for r in ok if r.get(k) is not None]
         if vals:
             s[k] = statistics.median(vals)
@@ -662,6 +679,10 @@ def scenario_table(sc: Scenario, summ: dict[str, dict], framework_us: float | No
              if BY_KEY[k].family == "peer" and s.get("cpu_us_per_req") is not None]
     best = min(peers, key=lambda x: x[1]) if peers else None
     headers = ["server", "req/s", "CPU µs/req", "range", "x nginx", "x best peer"]
+    with_client = sc.key in ("file", "fileonce")
+    nginx_sum = summ.get("nginx", {}).get("sum_us_per_req")
+    if with_client:
+        headers += ["wrk µs/req", "server+wrk", "x nginx"]
     if framework_us is not None:
         headers.append("overhead µs")
     if sc.kind == "balance":
@@ -673,6 +694,8 @@ def scenario_table(sc: Scenario, summ: dict[str, dict], framework_us: float | No
         cpu = s.get("cpu_us_per_req")
         if cpu is None:
             row = [srv.label, "n/a", "n/a", "-", "-", "-"]
+            if with_client:
+                row += ["-", "-", "-"]
             if framework_us is not None:
                 row.append("-")
             if sc.kind == "balance":
@@ -684,6 +707,10 @@ def scenario_table(sc: Scenario, summ: dict[str, dict], framework_us: float | No
                f"{s['cpu_us_per_req_min']:.1f}..{s['cpu_us_per_req_max']:.1f}",
                B.fmt_ratio(cpu / nginx) if nginx else "-",
                B.fmt_ratio(cpu / best[1]) if best else "-"]
+        if with_client:
+            both = s.get("sum_us_per_req")
+            row += [f1(s.get("client_us_per_req")), f1(both),
+                    B.fmt_ratio(both / nginx_sum) if both and nginx_sum else "-"]
         if framework_us is not None:
             row.append(f1(cpu - framework_us))
         if sc.kind == "balance":

@@ -125,6 +125,7 @@ def sha256(data):
 class Pep3333Tests:
     WORKER_ARGS = ()
     MULTITHREAD = False
+    KEEPALIVE = True  # the worker keeps connections after a response (not sync)
 
     # -- helpers -------------------------------------------------------------------------------
     def serve(self, case, args=(), workers=1):
@@ -560,6 +561,86 @@ class Pep3333Tests:
         self.assertEqual((len(body), sha256(body)), (len(data), sha256(data)))
         self.wait_closed(server, 1)
 
+    def exchange_on_one_connection(self, server, requests):
+        """Send each (method, path) in turn and read its response (framed by Content-Length)
+        before the next: all on one connection where the worker keeps connections (gthread,
+        uv), a new connection after each response that says close (sync). Returns the Resps;
+        each one's `rest` is what came after it before the next request was sent."""
+        out = []
+        sock = None
+        try:
+            for method, path in requests:
+                if sock is None:
+                    sock = socket.create_connection(server.address, timeout=REQUEST_TIMEOUT)
+                sock.sendall(request_bytes(method, path, close=False))
+                raw = b""
+                while b"\r\n\r\n" not in raw:
+                    chunk = sock.recv(65536)
+                    self.assertTrue(chunk, "closed before a response head to %s %s: %r\n%s"
+                                    % (method, path, raw[:300], server.describe()))
+                    raw += chunk
+                head = parse_response(raw, "HEAD").head.decode("latin-1").lower()
+                match = re.search(r"\r\ncontent-length: *(\d+)", head)
+                self.assertIsNotNone(match, "%s %s: no Content-Length in %r" % (method, path, head))
+                want = len(head) + 4 + (0 if method == "HEAD" else int(match.group(1)))
+                while len(raw) < want:
+                    chunk = sock.recv(1 << 20)
+                    self.assertTrue(chunk, "%s %s: the body was cut at %d of %d bytes\n%s"
+                                    % (method, path, len(raw), want, server.describe()))
+                    raw += chunk
+                time.sleep(0.05)  # bytes beyond the framing would arrive by now
+                sock.setblocking(False)
+                try:
+                    extra = sock.recv(65536)
+                except BlockingIOError:
+                    extra = None  # nothing more, the connection is open
+                sock.settimeout(REQUEST_TIMEOUT)
+                resp = parse_response(raw + (extra or b""), method)
+                out.append(resp)
+                self.assertIn(extra, (None, b""), "%s %s: bytes after the response: %r\n%s"
+                              % (method, path, (extra or b"")[:200], server.describe()))
+                if "close" in resp.headers.get("connection", "").lower() or extra == b"":
+                    if self.KEEPALIVE:
+                        self.fail("%s %s: the connection was not kept after a file response:"
+                                  " %r\n%s" % (method, path, resp, server.describe()))
+                    sock.close()
+                    sock = None
+        finally:
+            if sock is not None:
+                sock.close()
+        return out
+
+    def check_file_responses(self, server):
+        """A file, its HEAD, a part of it, a non-regular file and the next request, one after
+        the other (on one connection when the worker keeps it): each answer byte for byte."""
+        path, data = self.make_file(2 * 1024 * 1024 + 13)
+        full, head, part, dev, small = self.exchange_on_one_connection(server, [
+            ("GET", "/file?cl=1&path=" + path),
+            ("HEAD", "/file?cl=1&path=" + path),
+            ("GET", "/file?offset=1000&length=5000&path=" + path),
+            ("GET", "/file?length=100000&path=/dev/zero"),
+            ("GET", "/closed"),
+        ])
+        self.assertEqual((full.status, full.headers.get("content-length")),
+                         (200, str(len(data))), server.describe())
+        self.assertEqual((len(full.body), sha256(full.body)), (len(data), sha256(data)))
+        self.assertEqual((head.status, head.headers.get("content-length"), head.rest),
+                         (200, str(len(data)), b""), server.describe())
+        # the app seeked to 1000 and said 5000 bytes: that slice, not the file's remainder
+        self.assertEqual((part.status, part.headers.get("content-length")), (200, "5000"))
+        self.assertEqual(sha256(part.body), sha256(data[1000:6000]), server.describe())
+        # /dev/zero is no regular file: read in blocks, cut at the Content-Length
+        self.assertEqual((dev.status, dev.headers.get("content-length"), dev.body),
+                         (200, "100000", bytes(100000)), server.describe())
+        self.assertEqual(small.status, 200, server.describe())
+        self.wait_closed(server, 4)
+
+    def test_file_wrapper_head_partial_non_regular_and_keep_alive(self):
+        self.check_file_responses(self.serve("file_wrapper_file"))
+
+    def test_file_wrapper_without_sendfile_same_bytes(self):
+        self.check_file_responses(self.serve("file_wrapper_file", ["--no-sendfile"]))
+
     def test_file_wrapper_over_bytesio_reads_blocks(self):
         server = self.serve("file_wrapper_bytesio")
         path, data = self.make_file(1024 * 1024 + 5)
@@ -650,6 +731,21 @@ class Pep3333Tests:
                 self.assertTrue(closed, "the connection stayed open after a truncated body\n%s"
                                 % server.describe())
 
+    def test_iteration_stops_at_the_content_length(self):
+        server = self.serve("long_body")
+        for path in ("/exact", "/endless"):
+            with self.subTest(path=path):
+                resp = self.pipelined(server, request_bytes("GET", path, close=False))
+                self.assertEqual((resp.status, resp.headers.get("content-length"), resp.body),
+                                 (200, "10", b"0123456789"), server.describe())
+        # the endless one was closed, not pulled forever; the exact one ran past its last yield
+        def finished():
+            status, _, raw, _ = self.get(server, "/finished")
+            doc = json.loads(raw) if status == 200 else None
+            return doc if doc == {"exact_finished": 1, "endless_closed": 1} else None
+        self.assertIsNotNone(wait_for(finished, 5.0, interval=0.1),
+                             "%s\n%s" % (self.get(server, "/finished")[2], server.describe()))
+
     def test_more_bytes_than_content_length_are_not_sent(self):
         server = self.serve("long_body")
         for path in ("/list", "/generator"):
@@ -664,6 +760,7 @@ class Pep3333Tests:
 class Sync(Pep3333Tests, AlicornTestCase):
     WORKER_ARGS = ("-k", "sync")
     MULTITHREAD = False
+    KEEPALIVE = False
 
 
 class Gthread(Pep3333Tests, AlicornTestCase):

@@ -245,6 +245,32 @@ TEST_F(HttpSessionTest, AppLengthIsEnforcedAndShortBodyCloses) {
   EXPECT_EQ(session_keep_alive(s_), 0);
 }
 
+TEST_F(HttpSessionTest, StreamingStopsAskingOnceTheLengthIsSent) {
+  // Ten chunks on offer but Content-Length 5: "ab", "cde" fill it, the app is asked once
+  // more (a generator may end there) and then no more (an endless iterable would otherwise
+  // be pulled forever, its bytes dropped).
+  adapter_.stream = {"ab", "cde", "f", "g", "h", "i", "j", "k", "l", "m"};
+  adapter_.handler = [](app::Request&, app::Reply& r) {
+    r.status = "200 OK";
+    r.code = 200;
+    r.started = true;
+    r.length = 5;
+    r.body = app::Reply::Body::Streaming;
+    return app::AppSession::Result::Ok;
+  };
+  ASSERT_EQ(feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ALICORN_FEED_READY);
+  ASSERT_EQ(session_run(s_), 0);
+  int last = 0;
+  std::string wire = pull_all(nullptr, &last);
+  EXPECT_EQ(last, ALICORN_PULL_DONE);
+  EXPECT_NE(wire.find("\r\nContent-Length: 5\r\n"), std::string::npos) << wire;
+  EXPECT_EQ(body_of(wire), "abcde");
+  EXPECT_EQ(adapter_.seen.nexts, 3);
+  EXPECT_EQ(adapter_.seen.ends, 1);
+  EXPECT_EQ(adapter_.seen.end_body_sent, 5);
+  EXPECT_EQ(session_keep_alive(s_), 1);
+}
+
 TEST_F(HttpSessionTest, HeadHasLengthButNoBody) {
   ASSERT_EQ(feed("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"), ALICORN_FEED_READY);
   ASSERT_EQ(session_run(s_), 0);

@@ -73,6 +73,7 @@ struct Framing {
   bool finished = false;
   bool file_pending = false;     // reply's file segment not handed out yet
   int64_t file_in_flight = 0;    // handed to the plugin, not yet known to be written
+  bool asked_past_length = false;  // the app was asked once more after Content-Length was met
   // Chunk-size lines, made for the first chunked response (most responses are not chunked, and
   // an idle connection holds none).
   struct Frames {
@@ -87,6 +88,7 @@ struct Framing {
     body_sent = 0;
     chunked = no_body = keep_alive = finished = file_pending = false;
     file_in_flight = 0;
+    asked_past_length = false;
   }
 };
 

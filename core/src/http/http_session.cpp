@@ -507,7 +507,16 @@ int pull_http(alicorn_session* s, alicorn_output* out) {
           return ALICORN_PULL_MORE;
         }
       }
-      if (r.body != app::Reply::Body::Streaming || f.no_body) {
+      // With a Content-Length all sent, iterating stops (PEP 3333: "should stop iterating over
+      // the response when enough data has been sent"): more items would be dropped anyway,
+      // and an endless iterable (a file_wrapper over /dev/zero) would hold the worker forever.
+      // The app is asked once more first, so a generator that ends right there (code after
+      // its last yield) finishes as it would in Gunicorn, which iterates to the end; if it
+      // yields more, the response ends here and close() stops it.
+      const bool length_reached = f.content_length >= 0 && f.body_sent >= f.content_length;
+      const bool ask_once = length_reached && !f.asked_past_length &&
+                            r.body == app::Reply::Body::Streaming && !f.no_body;
+      if (r.body != app::Reply::Body::Streaming || f.no_body || (length_reached && !ask_once)) {
         if (f.chunked) out->iov[out->iovcnt++] = {const_cast<char*>(kLastChunk), 5};
         // Sent chunks are still referenced by `out`: the adapter keeps them until its next call.
         finish(s);
@@ -515,6 +524,7 @@ int pull_http(alicorn_session* s, alicorn_output* out) {
         return ALICORN_PULL_DONE;
       }
       if (out->iovcnt > 0) return ALICORN_PULL_MORE;  // write what we have before the app runs
+      if (ask_once) f.asked_past_length = true;
       // Streaming: ask the app for the next chunks.
       r.chunks.clear();
       f.next_chunk = 0;
