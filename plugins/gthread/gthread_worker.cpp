@@ -99,6 +99,12 @@ constexpr int64_t kFastStopWaitMs = 1000;
 constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
 constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
 constexpr int64_t kPromoteUs = 1000;     // no leader while a thread serves this long: promote
+// How often the poller looks for a thread to promote: every ms for a second after a request
+// took longer than kPromoteUs, else every 5 ms (Python's own switch interval), since each look
+// wakes the poller (a fast app then pays 200 wake-ups a second, not 1,000).
+constexpr int kWatchSlowMs = 1;
+constexpr int kWatchFastMs = 5;
+constexpr int64_t kSlowMemoryUs = 1000000;
 
 // epoll tags: small integers; anything else is a Conn*.
 constexpr uint64_t kTagWake = 1;
@@ -180,6 +186,7 @@ struct Worker {
   std::deque<Conn*> ready;            // connections the leader's events named, to be served
   std::vector<Conn*> graveyard;       // closed while a leader waited: freed after its events
   bool watch = false;                 // the poller checks every ms for a thread to promote
+  int64_t slow_seen_us = 0;           // when a connection last took kPromoteUs or more
   Conn* conns = nullptr;
   uint32_t open = 0;
   std::atomic<bool> listening{false};  // written under mu
@@ -563,8 +570,10 @@ void pool_main(Worker* w, uint32_t index) {
       lock.unlock();
       if (wake) notify_poller(w);
       serve(w, c, buf.get());
+      int64_t done = now_us();
       lock.lock();
       --w->serving;
+      if (done - w->serving_since[index] >= kPromoteUs) w->slow_seen_us = done;
       w->serving_since[index] = 0;
     }
   } catch (...) {
@@ -845,7 +854,9 @@ int run_impl(Worker* w) {
       }
       if (now >= w->next_deadline) expire(w, now);
       check_promote(w);
-      if (w->watch) timeout = std::min(timeout, 1);
+      if (w->watch)
+        timeout = std::min(timeout, now_us() - w->slow_seen_us < kSlowMemoryUs ? kWatchSlowMs
+                                                                                : kWatchFastMs);
       if (w->next_deadline != kNever)
         timeout = static_cast<int>(std::min<int64_t>(timeout, w->next_deadline - now + 1));
     }
