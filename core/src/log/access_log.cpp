@@ -186,9 +186,8 @@ void AccessLogFormat::render(const AccessRecord& rec, std::string& out) const {
         break;
       case Atom::s: fmt::format_to(std::back_inserter(out), "{}", rec.status); break;
       case Atom::B: fmt::format_to(std::back_inserter(out), "{}", rec.body_bytes); break;
-      case Atom::b:
-        if (rec.body_bytes > 0) fmt::format_to(std::back_inserter(out), "{}", rec.body_bytes);
-        else out.push_back('-');
+      case Atom::b:  // as Gunicorn's glogging: str(resp.sent), "0" for an empty body
+        fmt::format_to(std::back_inserter(out), "{}", rec.body_bytes);
         break;
       case Atom::f: append_or_dash(out, request_header(req, "referer")); break;
       case Atom::a: append_or_dash(out, request_header(req, "user-agent")); break;
