@@ -99,6 +99,9 @@ constexpr int64_t kFastStopWaitMs = 1000;
 constexpr int64_t kAcceptDeferMs = 2;    // a busy worker lets others accept first this long
 constexpr int64_t kStopLingerMs = 250;   // idle connections at a graceful stop
 constexpr int64_t kPromoteUs = 1000;     // no leader while a thread serves this long: promote
+// ... even while it runs: a CPU-bound request (a report, a big template) must not hold the
+// other connections back: the promoted thread gets the GIL at Python's next switch (5 ms).
+constexpr int64_t kPromoteRunningUs = 20000;
 // How often the poller looks for a thread to promote: every ms for a second after a request
 // took longer than kPromoteUs, else every 5 ms (Python's own switch interval), since each look
 // wakes the poller (a fast app then pays 200 wake-ups a second, not 1,000).
@@ -611,16 +614,21 @@ void check_promote(Worker* w) {
   }
   if (w->has_leader) return;
   int64_t now = now_us();
-  bool slow = false;
-  for (int64_t since : w->serving_since) slow = slow || (since != 0 && now - since >= kPromoteUs);
+  bool slow = false, long_running = false;
+  for (int64_t since : w->serving_since) {
+    slow = slow || (since != 0 && now - since >= kPromoteUs);
+    long_running = long_running || (since != 0 && now - since >= kPromoteRunningUs);
+  }
   if (!slow) return;
-  // A serving thread that is running (or runnable, preempted on a busy machine) is making
-  // progress: another thread would only wait for the core or the GIL (on this 2-core box, with
-  // wrk beside it, that doubled the context switches). Promote only while every serving thread
-  // sleeps: the app waits on I/O, a lock, or the GIL another thread of ours holds... and then
-  // a free thread can serve the next connection meanwhile.
-  for (size_t i = 0; i < w->serving_since.size(); ++i) {
-    if (w->serving_since[i] != 0 && thread_running(w->stat_fds[i])) return;
+  // A serving thread that is running (or runnable, preempted on a busy machine) for a short
+  // while is making progress: another thread would only wait for the core or the GIL (on this
+  // 2-core box, with wrk beside it, that doubled the context switches). Before
+  // kPromoteRunningUs, promote only while every serving thread sleeps: the app waits on I/O, a
+  // lock, or the GIL another thread of ours holds, and a free thread can serve meanwhile.
+  if (!long_running) {
+    for (size_t i = 0; i < w->serving_since.size(); ++i) {
+      if (w->serving_since[i] != 0 && thread_running(w->stat_fds[i])) return;
+    }
   }
   // Only when there is something to serve: a ready connection, or events no thread fetched
   // (the epoll fd itself polls readable then). A thread that is merely preempted on a busy

@@ -181,6 +181,36 @@ class Concurrency(GthreadTestCase):
         self.assertLess(max(d["began"] for d in docs), min(d["ended"] for d in docs),
                         "the 4 requests did not overlap (%.2fs in all): %r" % (elapsed, docs))
 
+    def test_cpu_bound_request_does_not_hold_the_others(self):
+        # A request computing for 3 s (the GIL held, its thread always running) must not keep
+        # a quick request on another connection waiting until it ends: another thread takes it
+        # and gets the GIL at Python's next switch.
+        server = self.start(threads=2)
+        spin = {}
+
+        def long_one():
+            try:
+                status, _, body, _ = http_request(server.address, path="/spin?s=3", timeout=20)
+                spin.update(status=status, doc=json_body(body))
+            except Exception as exc:  # reported below
+                spin.update(status=exc)
+
+        t = threading.Thread(target=long_one, daemon=True)
+        t.start()
+        # The spin has begun once its connection is in; then ask for a quick answer.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not t.is_alive():
+            time.sleep(0.01)
+        time.sleep(0.3)
+        status, _, body, _ = http_request(server.address, path="/info", timeout=20)
+        answered = time.monotonic()
+        t.join(30)
+        self.assertEqual(status, 200, server.describe())
+        self.assertEqual(spin.get("status"), 200, "%r\n%s" % (spin, server.describe()))
+        self.assertLess(answered, spin["doc"]["ended"],
+                        "the quick request waited for the 3 s computation to end")
+        self.assertNotEqual(json_body(body)["thread"], spin["doc"]["thread"])
+
     def test_multithread_in_environ(self):
         server = self.start(threads=4)
         doc = self.get_info(server)

@@ -2,6 +2,7 @@
 
     /info          JSON: pid, REMOTE_PORT, PATH_INFO, wsgi.multithread/multiprocess, thread id
     /sleep?s=SEC   sleeps SEC seconds (default 0.5), then JSON like /info plus "slept"
+    /spin?s=SEC    computes for SEC seconds holding the GIL (no I/O), JSON like /sleep
     /echo  (POST)  the request body, read whole from wsgi.input, as the response body
     /stream?n=N    N chunks "chunk <i>\\n" from a generator (no Content-Length: chunked)
     /file?path=P   the file at P through wsgi.file_wrapper (the server may use sendfile)
@@ -47,6 +48,15 @@ def app(environ, start_response):
         doc = _info(environ)
         doc["slept"] = time.monotonic() - started
         doc["began"], doc["ended"] = started, time.monotonic()  # CLOCK_MONOTONIC: one per machine
+        return _json(start_response, doc)
+    if path == "/spin":
+        seconds = float(query.get("s", ["0.5"])[0])
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < seconds:
+            n += sum(range(1000))  # pure Python: the GIL is held but for its 5 ms switches
+        doc = _info(environ)
+        doc["began"], doc["ended"] = started, time.monotonic()
         return _json(start_response, doc)
     if path == "/echo":
         body = environ["wsgi.input"].read()
