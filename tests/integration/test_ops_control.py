@@ -70,7 +70,7 @@ class ControlSocket(AlicornTestCase):
             self.assertGreater(w["rss_bytes"], 1 << 20)
             self.assertGreaterEqual(w["age"], 0)
             self.assertEqual(w["state"], "running")
-            self.assertIn(w["serial"], (1, 2))
+            self.assertIn(w["serial"], (1, 2), data)
         r = ctl(self.sock, "show", "workers")
         self.assertEqual(r.returncode, 0, r)
         self.assertRegex(r.stdout, r"PID\s+SLOT\s+SERIAL\s+AGE\s+REQUESTS\s+RSS\s+STATE")

@@ -939,6 +939,7 @@ int Arbiter::run() {
     return code;
   }
   spawn_missing();
+  ops_tick();  // the control socket knows the first workers (serials) at once, not a second later
   bool running = true;
   while (running) {
     bool busy = ready_pending_ || reloader_ || std::any_of(workers_.begin(), workers_.end(),
