@@ -116,17 +116,13 @@ constexpr uint64_t kTagStop = 3;  // in the pool's set
 constexpr uint64_t kTagListener0 = 16;
 constexpr uint64_t kTagLimit = 65536;
 
-int64_t now_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t now_us() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
+
+int64_t now_ms() { return now_us() / 1000; }
 
 struct Worker;
 
@@ -183,7 +179,6 @@ struct Worker {
   bool has_leader = false;
   bool pool_stop = false;
   uint32_t followers = 0;             // threads waiting on follow_cv
-  uint32_t serving = 0;               // threads serving a connection
   std::vector<int64_t> serving_since; // per thread: when its connection started (µs), or 0
   std::vector<int> stat_fds;          // per thread: /proc/self/task/TID/stat (poller), or -1
   std::deque<Conn*> ready;            // connections the leader's events named, to be served
@@ -246,23 +241,25 @@ void unlink_conn(Worker* w, Conn* c) {
   --w->open;
 }
 
+// Listener i into the poller's set. Several workers watch the same sockets: wake one of them,
+// not all. 0, or -1 with errno.
+int add_listener(Worker* w, size_t i) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u64 = kTagListener0 + i;
+  int rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
+  if (rc != 0 && errno == EINVAL) {  // a kernel without EPOLLEXCLUSIVE (< 4.5)
+    ev.events = EPOLLIN;
+    rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
+  }
+  return rc;
+}
+
 void set_listening(Worker* w, bool on) {
   if (w->listening.load() == on) return;
   for (size_t i = 0; i < w->listeners.size(); ++i) {
-    if (on) {
-      epoll_event ev{};
-      // Several workers watch the same sockets: wake one of them, not all.
-      ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-      ev.data.u64 = kTagListener0 + i;
-      int rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
-      if (rc != 0 && errno == EINVAL) {  // a kernel without EPOLLEXCLUSIVE (< 4.5)
-        ev.events = EPOLLIN;
-        rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[i], &ev);
-      }
-      if (rc != 0 && errno != EEXIST) log_errno(w, "epoll_ctl(ADD listener)");
-    } else {
-      epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[i], nullptr);
-    }
+    if (!on) epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[i], nullptr);
+    else if (add_listener(w, i) != 0 && errno != EEXIST) log_errno(w, "epoll_ctl(ADD listener)");
   }
   w->listening.store(on);
 }
@@ -275,16 +272,8 @@ void set_listening(Worker* w, bool on) {
 // (as the uv worker does). mu held.
 void rotate_listener(Worker* w, size_t index) {
   if (!w->listening.load()) return;
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-  ev.data.u64 = kTagListener0 + index;
   epoll_ctl(w->ep, EPOLL_CTL_DEL, w->listeners[index], nullptr);
-  int rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[index], &ev);
-  if (rc != 0 && errno == EINVAL) {  // a kernel without EPOLLEXCLUSIVE (< 4.5)
-    ev.events = EPOLLIN;
-    rc = epoll_ctl(w->ep, EPOLL_CTL_ADD, w->listeners[index], &ev);
-  }
-  if (rc != 0) {  // out of the set: the poller adds every listener again in 100 ms
+  if (add_listener(w, index) != 0) {  // out of the set: the poller adds every listener again in 100 ms
     log_errno(w, "epoll_ctl(ADD listener)");
     w->listening.store(false);
     w->accept_paused_until = now_ms() + 100;
@@ -565,7 +554,6 @@ void pool_main(Worker* w, uint32_t index) {
       w->ready.pop_front();
       c->state = Conn::State::Active;
       c->more = false;
-      ++w->serving;
       w->serving_since[index] = now_us();
       // Followers wait and the poller sleeps a whole tick: have it watch for a slow request.
       bool wake = !w->watch && w->followers > 0;
@@ -575,7 +563,6 @@ void pool_main(Worker* w, uint32_t index) {
       serve(w, c, buf.get());
       int64_t done = now_us();
       lock.lock();
-      --w->serving;
       if (done - w->serving_since[index] >= kPromoteUs) w->slow_seen_us = done;
       w->serving_since[index] = 0;
     }
@@ -608,7 +595,9 @@ bool thread_running(int fd) {
 // watching once idle.
 void check_promote(Worker* w) {
   if (!w->watch) return;
-  if (w->serving == 0 || w->followers == 0) {
+  bool serving = std::any_of(w->serving_since.begin(), w->serving_since.end(),
+                             [](int64_t since) { return since != 0; });
+  if (!serving || w->followers == 0) {
     w->watch = false;
     return;
   }

@@ -253,17 +253,15 @@ void WsgiSession::python_access(const app::Reply& reply, int64_t body_sent) {
   auto str = [](std::string_view v) {
     return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
   };
-  // Gunicorn's resp.headers (the app's, Content-Length included) and req.headers (names
-  // upper-cased, as received).
-  bool has_length = false;
+  // Gunicorn's resp.headers (the app's, Content-Length included: start_response keeps it in
+  // reply.length, out of reply.headers) and req.headers (names upper-cased, as received).
   PyObject* headers = PyList_New(0);
   for (const auto& [name, value] : reply.headers) {
-    if (strcasecmp(name.c_str(), "content-length") == 0) has_length = true;
     PyObject* item = Py_BuildValue("(NN)", str(name), str(value));
     if (headers && item) PyList_Append(headers, item);
     Py_XDECREF(item);
   }
-  if (!has_length && reply.length >= 0 && headers) {
+  if (reply.length >= 0 && headers) {
     PyObject* item = Py_BuildValue("(sN)", "Content-Length",
                                    PyUnicode_FromFormat("%lld", static_cast<long long>(reply.length)));
     if (item) PyList_Append(headers, item);
